@@ -1,0 +1,124 @@
+"""The ``verireason`` command line: thin Typer commands that compose a config and call a recipe.
+
+Typer owns argv; every command turns its options into Hydra overrides, appends the trailing ``key=value``
+overrides, composes ``conf/<command>.yaml`` with the compose API, makes the run directory (the compose API makes
+none) and calls ``recipes.<command>.run``. Heavy imports (torch, transformers) happen inside the commands, so
+``verireason --help`` answers at once. Bad input ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from verireason.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Experiments on LLM self-verification (Learning to Self-Verify, STV/ViL, S²R).")
+
+OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
+ModelOpt = Annotated[Optional[str], typer.Option(help="model alias (conf/model), local model directory or hub id")]
+BenchOpt = Annotated[Optional[str], typer.Option(help="benchmark name(s), comma-separated (conf/bench)")]
+LimitOpt = Annotated[Optional[int], typer.Option(help="first N problems of each benchmark")]
+DataDirOpt = Annotated[Optional[Path], typer.Option(help="directory of normalized <bench>.jsonl files")]
+OutOpt = Annotated[Optional[Path], typer.Option(help="run directory (default results/<command>/<model>-<time>)")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="sampling seed")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run in --out (or the latest run)")]
+CfgOpt = Annotated[bool, typer.Option("--cfg", help="print the composed config and exit")]
+
+
+@app.callback()
+def _root() -> None:
+    """Experiments on LLM self-verification. Each command takes trailing Hydra overrides (key=value)."""
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """One line and exit 2 for bad input; a kept-results note and exit 130 for Ctrl-C."""
+    try:
+        yield
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted: finished batches are on disk; continue with --resume", err=True)
+        raise typer.Exit(130) from None
+
+
+def model_overrides(model: str) -> list[str]:
+    """``--model``: an alias selects ``conf/model/<alias>.yaml``; a directory or hub id goes through ``local``."""
+    from verireason.config import group_options
+
+    aliases = [a for a in group_options("model") if a != "local"]
+    if model in aliases:
+        return [f"model={model}"]
+    if Path(model).expanduser().is_dir() or re.fullmatch(r"[\w.-]+/[\w.-]+", model):
+        name = Path(model.rstrip("/")).name
+        return ["model=local", f"model.path='{model}'", f"model.name='{name}'"]
+    raise UserError(f"unknown model {model!r}; valid: {', '.join(aliases)}, a local model directory, "
+                    "or a hub id (org/name)")
+
+
+def _extra_overrides(args: list[str]) -> list[str]:
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            raise UserError(f"unexpected argument {arg!r}: options come before key=value config overrides "
+                            "(see --help)")
+    return list(args)
+
+
+def _common_overrides(model, bench, limit, data_dir, out, seed, resume) -> list[str]:
+    overrides = model_overrides(model) if model else []
+    if bench:
+        overrides.append(f"bench=[{','.join(b.strip() for b in bench.split(',') if b.strip())}]")
+    pairs = {"limit": limit, "data_dir": data_dir, "out": out, "seed": seed}
+    overrides += [f"{k}='{v}'" if isinstance(v, Path) else f"{k}={v}" for k, v in pairs.items() if v is not None]
+    return overrides + (["resume=true"] if resume else [])
+
+
+def _prepare_run_dir(command: str, cfg) -> Path:
+    """The run directory: ``--out``, the latest run for a bare ``--resume``, or a new one; config saved in it."""
+    from verireason.config import save_resolved
+    from verireason.tracking import check_resumable, latest_run_dir, new_run_dir
+
+    run_dir = Path(cfg.out) if cfg.out else (latest_run_dir(command) if cfg.resume else new_run_dir(command, cfg.model.name))
+    has_samples = (run_dir / "samples.jsonl").exists() and (run_dir / "samples.jsonl").stat().st_size > 0
+    if cfg.resume and (run_dir / "config.yaml").exists():
+        check_resumable(run_dir, cfg)
+    elif has_samples:
+        raise UserError(f"{run_dir} already holds samples: pass --resume to continue it, or choose another --out")
+    save_resolved(cfg, run_dir, sys.argv)
+    return run_dir
+
+
+@app.command("eval", context_settings=OVERRIDES)
+def evaluate(ctx: typer.Context, model: ModelOpt = None, bench: BenchOpt = None, limit: LimitOpt = None,
+             data_dir: DataDirOpt = None, out: OutOpt = None, seed: SeedOpt = None, resume: ResumeOpt = False,
+             cfg: CfgOpt = False) -> None:
+    """Sample, grade and score a model on benchmarks (accuracy, pass@k, maj@n, tokens)."""
+    with _user_errors():
+        from omegaconf import OmegaConf
+
+        from verireason.config import compose, to_object
+
+        composed = compose("eval", _common_overrides(model, bench, limit, data_dir, out, seed, resume)
+                           + _extra_overrides(ctx.args))
+        if cfg:
+            typer.echo(OmegaConf.to_yaml(composed))
+            return
+        from verireason.recipes import evaluate as recipe
+
+        run_dir = _prepare_run_dir("eval", composed)
+        typer.echo(f"run directory: {run_dir}")
+        recipe.run(to_object(composed), run_dir)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

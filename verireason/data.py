@@ -1,0 +1,139 @@
+"""Benchmarks and training sources as lists of ``Problem``.
+
+Precedence: a built-in generator (``arith``); else a normalized JSONL file ``<data_dir>/<bench>.jsonl`` (schema
+of ``shared/benchmarks/README.md``: ``id, problem, answer, solution``, optional ``level``); else the benchmark's
+Hugging Face hub dataset through ``datasets``, mapped by the field names in ``conf/bench/<bench>.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from verireason import arith
+from verireason.config import BenchCfg
+from verireason.errors import UserError
+from verireason.grading import last_boxed
+from verireason.records import Problem
+
+DATA_DIR_ENV = "VERIREASON_DATA_DIR"
+
+
+def _after_hash(value: str) -> str:
+    return value.split("####")[-1].strip().replace(",", "")
+
+
+def _last_boxed(value: str) -> str:
+    boxed = last_boxed(value)
+    return boxed if boxed is not None else value
+
+
+ANSWER_TRANSFORMS: dict[str, Callable[[Any], str]] = {
+    "none": str,
+    "after_hash": lambda v: _after_hash(str(v)),  # GSM8K: "...#### 72"
+    "last_boxed": lambda v: _last_boxed(str(v)),  # MATH: the answer is the last \boxed{} of the solution
+    "first": lambda v: str(v[0] if isinstance(v, list) else v),  # OlympiadBench: final_answer is a list
+}
+
+
+def resolve_data_dir(data_dir: str | None) -> Path | None:
+    """``--data-dir``, else ``$VERIREASON_DATA_DIR``, else None."""
+    chosen = data_dir or os.environ.get(DATA_DIR_ENV)
+    return Path(chosen).expanduser() if chosen else None
+
+
+def read_jsonl_problems(path: Path, source: str) -> list[Problem]:
+    """Problems from a normalized JSONL file; malformed lines are reported with file and line number."""
+    problems, seen = [], set()
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+            if not isinstance(record, dict):
+                raise UserError(f"{path}:{lineno}: expected a JSON object with id, problem, answer")
+            missing = [k for k in ("id", "problem", "answer") if record.get(k) is None]
+            if missing:
+                raise UserError(f"{path}:{lineno}: missing field(s) {', '.join(missing)}; "
+                                "a record needs id, problem, answer (solution, level optional)")
+            pid = str(record["id"])
+            if pid in seen:
+                raise UserError(f"{path}:{lineno}: duplicate id {pid!r}")
+            seen.add(pid)
+            problems.append(Problem(
+                id=pid, problem=str(record["problem"]), answer=str(record["answer"]), source=source,
+                solution=record.get("solution"), level=None if record.get("level") is None else str(record["level"]),
+            ))
+    return problems
+
+
+def _field(record: dict, path: str | None) -> Any:
+    """A dotted path into a hub record (``reward_model.ground_truth``, ``prompt.0.content``)."""
+    if path is None:
+        return None
+    value: Any = record
+    for part in path.split("."):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+def load_hub_problems(name: str, bench: BenchCfg) -> list[Problem]:
+    """Problems from the benchmark's hub dataset (needs network or a populated HF cache)."""
+    import datasets
+
+    rows = datasets.load_dataset(bench.hub, bench.subset, split=bench.split)
+    transform = ANSWER_TRANSFORMS[bench.answer_transform]
+    problems = []
+    for index, record in enumerate(rows):
+        solution = _field(record, bench.solution_field)
+        level = _field(record, bench.level_field)
+        problems.append(Problem(
+            id=f"{name}-{index}", problem=str(_field(record, bench.problem_field)),
+            answer=transform(_field(record, bench.answer_field)), source=name,
+            solution=ANSWER_TRANSFORMS["first"](solution) if solution is not None else None,
+            level=None if level is None else str(level),
+        ))
+    return problems
+
+
+def load_problems(name: str, bench: BenchCfg, data_dir: str | None = None, limit: int | None = None) -> list[Problem]:
+    """The problems of one benchmark (the first ``limit`` of them)."""
+    if bench.answer_transform not in ANSWER_TRANSFORMS:
+        raise UserError(f"bench.{name}.answer_transform={bench.answer_transform!r}; valid: {', '.join(ANSWER_TRANSFORMS)}")
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1 (got {limit})")
+    if bench.generator == "arith":
+        size = bench.size if limit is None else min(bench.size, limit)
+        problems = arith.generate(size, bench.seed, list(bench.levels))
+    elif bench.generator is not None:
+        raise UserError(f"bench.{name}.generator={bench.generator!r}; valid: arith")
+    else:
+        problems = _load_file_or_hub(name, bench, resolve_data_dir(data_dir))
+    problems = problems[:limit] if limit is not None else problems
+    if not problems:
+        raise UserError(f"benchmark {name!r} selected no problems")
+    return problems
+
+
+def _load_file_or_hub(name: str, bench: BenchCfg, data_dir: Path | None) -> list[Problem]:
+    file_name = bench.file or f"{name}.jsonl"
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise UserError(f"data directory {data_dir} does not exist")
+        if (data_dir / file_name).is_file():
+            return read_jsonl_problems(data_dir / file_name, name)
+    if bench.hub is None:
+        raise UserError(f"benchmark {name!r} has no hub dataset and {file_name} is not in the data directory")
+    try:
+        return load_hub_problems(name, bench)
+    except Exception as exc:  # noqa: BLE001 - network, cache and schema failures all end the same way
+        where = f"{file_name} is not in {data_dir}" if data_dir else "no --data-dir / $VERIREASON_DATA_DIR is set"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UserError(f"benchmark {name!r}: {where}, and the hub dataset {bench.hub} could not be loaded "
+                        f"({reason[:200]})") from None

@@ -1,0 +1,162 @@
+"""Generation engines behind one interface: ``generate(prompts, sampling, seed) -> list[list[Completion]]``.
+
+* ``hf``: transformers ``generate``, batched (many prompts × n samples per call, left padding, KV cache), prompts
+  sorted by length so a batch wastes little on padding; CPU or CUDA.
+* ``vllm``: vLLM's offline ``LLM`` (GPU), n samples per prompt in one request, prefix caching on, so the many
+  samples of one prompt (and prompts that share a prefix) reuse its KV cache.
+
+Both take already-templated prompt text, tokenize it without adding special tokens (the chat template has them),
+and both ignore the model's ``generation_config`` sampling defaults, so the config alone decides how we sample.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Protocol
+
+from verireason.config import EngineCfg, ModelCfg, SamplingCfg
+from verireason.errors import UserError
+from verireason.records import Completion
+
+
+class Generator(Protocol):
+    tokenizer: object
+
+    def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int) -> list[list[Completion]]:
+        """``sampling.n`` completions for each prompt, in prompt order."""
+        ...
+
+    def prompts_per_call(self, sampling: SamplingCfg) -> int:
+        """How many prompts one ``generate`` call should get: callers write results after each call."""
+        ...
+
+
+def _cut_at_stop(text: str, stop: list[str]) -> str | None:
+    """``text`` cut before its earliest stop string, or None if none occurs."""
+    hits = [i for i in (text.find(s) for s in stop) if i >= 0]
+    return text[: min(hits)] if hits else None
+
+
+class HFGenerator:
+    """Batched sampling with transformers ``generate``."""
+
+    def __init__(self, path: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 64,
+                 max_context: int = 4096):
+        import torch
+
+        from verireason.models import load_causal_lm, load_tokenizer
+
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.tokenizer = load_tokenizer(path)
+        self.model = load_causal_lm(path, dtype, self.device)
+        self.batch_size = batch_size
+        self.max_context = max_context
+        eos = self.model.generation_config.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        self.eos_ids.discard(None)
+
+    def prompts_per_call(self, sampling: SamplingCfg) -> int:
+        return max(1, self.batch_size // (1 if sampling.temperature == 0 else sampling.n))
+
+    def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int) -> list[list[Completion]]:
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        per_prompt = 1 if sampling.temperature == 0 else sampling.n  # greedy samples are identical: decode once
+        prompts_per_call = self.prompts_per_call(sampling)
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        results: list[list[Completion]] = [[] for _ in prompts]
+        for start in range(0, len(order), prompts_per_call):
+            chunk = order[start : start + prompts_per_call]
+            outputs = self._generate_batch([encoded[i] for i in chunk], sampling, per_prompt, seed + start)
+            for i, completions in zip(chunk, outputs):
+                results[i] = completions * (sampling.n // per_prompt)
+        return results
+
+    def _generate_batch(self, ids: list[list[int]], sampling: SamplingCfg, n: int, seed: int) -> list[list[Completion]]:
+        import torch
+
+        width = max(len(x) for x in ids)
+        max_new = min(sampling.max_tokens, self.max_context - width)
+        if max_new < 1:
+            raise UserError(f"a prompt of {width} tokens leaves no room in model.max_context={self.max_context}")
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in ids], device=self.device)  # [B, T]
+        attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
+        torch.manual_seed(seed)
+        sample_kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new, num_return_sequences=n,
+                pad_token_id=pad, eos_token_id=sorted(self.eos_ids), repetition_penalty=1.0,
+                stop_strings=list(sampling.stop) or None, tokenizer=self.tokenizer if sampling.stop else None,
+                **(sample_kwargs if sampling.temperature > 0 else {"do_sample": False}),
+            )  # [B * n, T + L]
+        rows = [self._completion(row, max_new, list(sampling.stop)) for row in out[:, width:].tolist()]
+        return [rows[i * n : (i + 1) * n] for i in range(len(ids))]
+
+    def _completion(self, row: list[int], max_new: int, stop: list[str]) -> Completion:
+        """Cut one generated row at EOS (or padding after a stop string) and classify how it ended."""
+        end = next((i for i, t in enumerate(row) if t in self.eos_ids or t == self.tokenizer.pad_token_id), None)
+        tokens = len(row) if end is None else min(end + 1, len(row))
+        text = self.tokenizer.decode(row[: end if end is not None else len(row)], skip_special_tokens=True)
+        cut = _cut_at_stop(text, stop) if stop else None
+        if cut is not None:
+            return Completion(cut, tokens, "stop")
+        finish = "length" if end is None and len(row) >= max_new else "stop"
+        return Completion(text, tokens, finish)
+
+
+class VLLMGenerator:
+    """vLLM offline inference (``pip install -e '.[vllm]'``)."""
+
+    def __init__(self, path: str, *, dtype: str = "auto", max_context: int = 4096, seed: int = 0,
+                 gpu_memory_utilization: float = 0.85, tensor_parallel_size: int = 1,
+                 enable_prefix_caching: bool = True):
+        from vllm import LLM
+
+        from verireason.models import not_available
+
+        try:
+            self.llm = LLM(model=path, dtype=dtype, max_model_len=max_context, seed=seed,
+                           gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
+                           enable_prefix_caching=enable_prefix_caching, generation_config="vllm")
+        except OSError as exc:
+            raise not_available(path, exc) from None
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def prompts_per_call(self, sampling: SamplingCfg) -> int:
+        return 1024  # vLLM schedules continuously: large calls keep the GPU full; results are written per call
+
+    def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int) -> list[list[Completion]]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=-1,
+                                max_tokens=sampling.max_tokens, stop=list(sampling.stop) or None, seed=seed)
+        requests = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        return [[Completion(o.text, len(o.token_ids), "length" if o.finish_reason == "length" else "stop")
+                 for o in out.outputs] for out in outputs]
+
+
+ENGINES = ("auto", "hf", "vllm")
+
+
+def pick_engine(name: str) -> str:
+    """``auto`` is vllm when it is importable, else hf."""
+    if name not in ENGINES:
+        raise UserError(f"unknown engine {name!r}; valid: {', '.join(ENGINES)}")
+    if name == "auto":
+        return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+    if name == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise UserError("engine=vllm needs vLLM: pip install -e '.[vllm]' (or use engine=hf)")
+    return name
+
+
+def build_generator(engine: EngineCfg, model: ModelCfg, path: str, seed: int) -> Generator:
+    """The engine named by ``engine.name`` for the model at ``path``."""
+    if pick_engine(engine.name) == "vllm":
+        return VLLMGenerator(path, dtype=model.dtype, max_context=model.max_context, seed=seed,
+                             gpu_memory_utilization=engine.gpu_memory_utilization,
+                             tensor_parallel_size=engine.tensor_parallel_size,
+                             enable_prefix_caching=engine.enable_prefix_caching)
+    return HFGenerator(path, dtype=model.dtype, device=engine.device, batch_size=engine.batch_size,
+                       max_context=model.max_context)

@@ -1,0 +1,1 @@
+"""Recipes: one module per command, wiring library pieces; each exposes ``run(cfg, ...)``."""

@@ -1,0 +1,120 @@
+"""Run directories and what is written into them as a run goes.
+
+``results/<command>/<run>/`` holds ``config.yaml`` and ``run.json`` (written at the start), ``samples.jsonl``
+(appended after every generation batch, so a kill loses at most one batch) and ``summary.json`` / ``summary.md``.
+``--resume`` reads ``samples.jsonl`` back and continues with the problems that have no complete group yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from verireason.errors import UserError
+from verireason.records import Sample
+
+RESULTS_DIR = Path("results")
+# Keys whose change would make resumed samples incomparable with the ones already on disk.
+RESUME_KEYS = ("model", "sampling", "prompt", "grader")
+
+
+def new_run_dir(command: str, label: str) -> Path:
+    """``results/<command>/<label>-<YYYYmmdd-HHMMSS>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return RESULTS_DIR / command / f"{label.replace('/', '_')}-{stamp}"
+
+
+def latest_run_dir(command: str) -> Path:
+    """The most recently modified run of a command (for ``--resume`` without ``--out``)."""
+    runs = [p for p in (RESULTS_DIR / command).glob("*") if (p / "config.yaml").is_file()]
+    if not runs:
+        raise UserError(f"--resume: no earlier run in {RESULTS_DIR / command}; pass --out DIR")
+    return max(runs, key=lambda p: (p / "samples.jsonl").stat().st_mtime if (p / "samples.jsonl").exists() else 0)
+
+
+def check_resumable(run_dir: Path, cfg) -> None:
+    """Refuse to mix samples made under a different model, sampling, prompt or grader."""
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    changed = [k for k in RESUME_KEYS if OmegaConf.to_container(saved.get(k)) != OmegaConf.to_container(cfg.get(k))]
+    if changed:
+        raise UserError(f"--resume: {run_dir} was made with a different {', '.join(changed)}; "
+                        "resume with the same settings or choose a new --out")
+
+
+class SampleLog:
+    """``samples.jsonl``: one JSON line per graded sample, appended and flushed batch by batch."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def append(self, samples: Iterable[Sample]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            for sample in samples:
+                handle.write(json.dumps(dataclasses.asdict(sample), ensure_ascii=False) + "\n")
+            handle.flush()
+
+    def read(self) -> list[Sample]:
+        """All samples on disk; a last line cut off by a kill is dropped."""
+        if not self.path.exists():
+            return []
+        samples = []
+        for lineno, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
+            try:
+                samples.append(Sample(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise UserError(f"{self.path}:{lineno}: not a sample record ({exc})") from None
+        return samples
+
+    def keep_complete(self, n: int) -> set[tuple[str, str]]:
+        """Rewrite the log without partial groups; return the (bench, problem_id) pairs that have all n samples."""
+        text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        if text and not text.endswith("\n"):  # killed mid-line
+            text = text[: text.rfind("\n") + 1]
+            self.path.write_text(text, encoding="utf-8")
+        samples = self.read()
+        counts: dict[tuple[str, str], int] = {}
+        for s in samples:
+            counts[(s.bench, s.problem_id)] = counts.get((s.bench, s.problem_id), 0) + 1
+        complete = {key for key, count in counts.items() if count >= n}
+        if len(complete) != len(counts):
+            self.path.write_text("", encoding="utf-8")
+            self.append(s for s in samples if (s.bench, s.problem_id) in complete)
+        return complete
+
+
+def write_summary(run_dir: Path, summary: dict[str, dict], title: str) -> str:
+    """Write ``summary.json`` and ``summary.md``; return the Markdown table."""
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    table = markdown_table(summary)
+    (run_dir / "summary.md").write_text(f"# {title}\n\n{table}\n")
+    return table
+
+
+def markdown_table(summary: dict[str, dict]) -> str:
+    """One row per benchmark; columns in the order of the first benchmark's metrics."""
+    columns: list[str] = []
+    for metrics in summary.values():
+        columns += [k for k in metrics if k not in columns]
+    lines = ["| bench | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for bench, metrics in summary.items():
+        lines.append(f"| {bench} | " + " | ".join(_fmt(metrics.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) <= 1 else f"{value:.1f}"
+    return str(value)
+
+
+def mean_row(summary: dict[str, dict], keys: Sequence[str]) -> dict[str, float]:
+    """The unweighted mean over benchmarks (the papers' "Avg" column) of the given metrics."""
+    rows = list(summary.values())
+    return {k: sum(r[k] for r in rows) / len(rows) for k in keys if all(k in r for r in rows)}
