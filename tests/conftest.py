@@ -1,0 +1,96 @@
+"""Shared fixtures: a tiny random Llama with a byte-level tokenizer built in code, a scripted engine, paths.
+
+Nothing here touches the network: the hub is switched off for the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+BENCHMARKS = SHARED / "benchmarks"
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tiny_model(path: Path, seed: int = 0) -> Path:
+    """A 2-layer random Llama (hidden 32) and a byte-level tokenizer, saved as a model directory."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "<|im_end|>", "<|im_start|>"]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {tok: i for i, tok in enumerate(specials + alphabet)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.add_special_tokens(specials)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>",
+                                        eos_token="<|im_end|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+class ScriptedGenerator:
+    """An engine that answers from a script: ``answers[problem text]`` is a list of completions, cycled."""
+
+    def __init__(self, answers: dict[str, list[str]]):
+        from transformers import PreTrainedTokenizerFast  # noqa: F401 - only the chat template is needed
+
+        self.answers = answers
+        self.calls = 0
+        self.tokenizer = _PlainTokenizer()
+
+    def prompts_per_call(self, sampling) -> int:
+        return 2
+
+    def generate(self, prompts, sampling, seed):
+        from verireason.records import Completion
+
+        self.calls += 1
+        out = []
+        for prompt in prompts:
+            key = next(k for k in self.answers if k in prompt)
+            script = self.answers[key]
+            out.append([Completion(script[i % len(script)], 10 + i, "stop" if i % 2 == 0 else "length")
+                        for i in range(sampling.n)])
+        return out
+
+
+class _PlainTokenizer:
+    chat_template = None
+
+
+@pytest.fixture
+def scripted():
+    return ScriptedGenerator
+
+
+@pytest.fixture
+def shared_benchmarks() -> Path:
+    if not BENCHMARKS.is_dir():
+        pytest.skip("../shared/benchmarks is not beside the checkout")
+    return BENCHMARKS
