@@ -1,0 +1,93 @@
+"""Generation throughput of each available engine on one fixed workload, appended to docs/benchmarks.md.
+
+Workload: the embedded model (SmolLM2-135M-Instruct), 16 ``arith`` prompts × 4 samples × up to 128 new tokens,
+temperature 0.6, top-p 0.95. Engines: ``hf`` (one batched ``generate`` call for all 64 sequences), the naive
+baseline (one ``generate`` call per sample, measured on the first ``--naive-samples`` samples; its rate is per
+sample, so a subset measures it), and ``vllm`` when importable. Tokens/s counts generated tokens only.
+
+Run: ``python experiments/bench_generation.py`` (or ``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from verireason import arith
+from verireason.config import SamplingCfg, compose, to_object
+from verireason.generation import HFGenerator, VLLMGenerator, pick_engine
+from verireason.models import resolve_model_path
+from verireason.prompts import chat_text, solve_messages
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def measure(engine, prompts: list[str], sampling: SamplingCfg) -> tuple[int, float]:
+    start = time.perf_counter()
+    out = engine.generate(prompts, sampling, seed=0)
+    seconds = time.perf_counter() - start
+    return sum(c.tokens for cs in out for c in cs), seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=16)
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--naive-samples", type=int, default=8)
+    parser.add_argument("--no-write", action="store_true", help="print only; do not append to docs/benchmarks.md")
+    args = parser.parse_args()
+
+    cfg = to_object(compose("eval", []))
+    path = resolve_model_path(cfg.model)
+    sampling = SamplingCfg(n=args.samples, temperature=0.6, top_p=0.95, max_tokens=args.max_tokens)
+    hf = HFGenerator(path, device="cpu" if not torch.cuda.is_available() else "cuda",
+                     batch_size=args.prompts * args.samples, max_context=cfg.model.max_context)
+    prompts = [chat_text(hf.tokenizer, solve_messages(p, cfg.prompt)) for p in arith.generate(args.prompts)]
+    hf.generate(prompts[:1], SamplingCfg(n=1, max_tokens=4), seed=0)  # warm-up
+
+    rows = {}
+    rows["hf (batched)"] = measure(hf, prompts, sampling)
+    naive = HFGenerator(path, device=hf.device, batch_size=1, max_context=cfg.model.max_context)
+    one = SamplingCfg(n=1, temperature=0.6, top_p=0.95, max_tokens=args.max_tokens)
+    naive_prompts = [p for p in prompts for _ in range(args.samples)][: args.naive_samples]
+    rows["naive (1 sample per call)"] = measure(naive, naive_prompts, one)
+    if pick_engine("auto") == "vllm":
+        rows["vllm"] = measure(VLLMGenerator(path, max_context=2048, seed=0), prompts, sampling)
+    report(rows, args)
+
+
+def report(rows: dict[str, tuple[int, float]], args) -> None:
+    base = rows["naive (1 sample per call)"]
+    base_rate = base[0] / base[1]
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
+    lines = [
+        f"\n## Generation throughput, {datetime.now():%Y-%m-%d %H:%M}",
+        f"\nMachine: {platform.machine()} {platform.system()}, {device}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads. Workload: SmolLM2-135M-Instruct (fp32 on CPU), {args.prompts} arith "
+        f"prompts × {args.samples} samples × up to {args.max_tokens} new tokens, T=0.6, top-p 0.95 "
+        f"(naive baseline: first {args.naive_samples} samples).",
+        "Command: `python experiments/bench_generation.py`\n",
+        "| engine | generated tokens | seconds | tokens/s | vs naive |",
+        "|---|---|---|---|---|",
+    ]
+    for name, (tokens, seconds) in rows.items():
+        lines.append(f"| {name} | {tokens} | {seconds:.1f} | {tokens / seconds:.1f} | "
+                     f"{tokens / seconds / base_rate:.1f}× |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        if not DOC.exists():
+            DOC.write_text("# Benchmarks\n\nEach section is appended by the script it names; rerun it to add a row.\n")
+        with DOC.open("a") as handle:
+            handle.write(text)
+
+
+if __name__ == "__main__":
+    main()
