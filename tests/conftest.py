@@ -25,7 +25,8 @@ CHAT_TEMPLATE = (
 
 
 def build_tiny_model(path: Path, seed: int = 0) -> Path:
-    """A 2-layer random Llama (hidden 32) and a byte-level tokenizer, saved as a model directory."""
+    """A 2-layer random Llama (hidden 64, one 64-dim head: a size vLLM's CPU kernels accept) and a byte-level
+    tokenizer, saved as a model directory."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -41,8 +42,8 @@ def build_tiny_model(path: Path, seed: int = 0) -> Path:
                                         eos_token="<|im_end|>")
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=1, num_key_value_heads=1, max_position_embeddings=2048,
                          pad_token_id=0, bos_token_id=1, eos_token_id=2)
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
