@@ -95,3 +95,28 @@ def shared_benchmarks() -> Path:
     if not BENCHMARKS.is_dir():
         pytest.skip("../shared/benchmarks is not beside the checkout")
     return BENCHMARKS
+
+
+class FnGenerator:
+    """An engine whose completion for (prompt, sample i) is ``fn(prompt, i)``; it counts calls and prompts."""
+
+    def __init__(self, fn, per_call: int = 3):
+        self.fn, self.per_call = fn, per_call
+        self.calls, self.prompts = 0, []
+        self.tokenizer = _PlainTokenizer()
+
+    def prompts_per_call(self, sampling) -> int:
+        return self.per_call
+
+    def generate(self, prompts, sampling, seed):
+        from verireason.records import Completion
+
+        assert len(prompts) <= self.per_call
+        self.calls += 1
+        self.prompts += prompts
+        return [[Completion(self.fn(p, i), 5, "stop") for i in range(sampling.n)] for p in prompts]
+
+
+@pytest.fixture
+def fn_generator():
+    return FnGenerator

@@ -31,6 +31,9 @@ OutOpt = Annotated[Optional[Path], typer.Option(help="run directory (default res
 SeedOpt = Annotated[Optional[int], typer.Option(help="sampling seed")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue the run in --out (or the latest run)")]
 CfgOpt = Annotated[bool, typer.Option("--cfg", help="print the composed config and exit")]
+ProtocolOpt = Annotated[Optional[str], typer.Option(help="solve | self_verify | vr_loop | s2r_attempts")]
+SamplesOpt = Annotated[Optional[Path], typer.Option(help="judge the responses in this JSONL file, generate none")]
+VerifierOpt = Annotated[Optional[str], typer.Option(help="verifier model (alias, directory or hub id); default: the model")]
 
 
 @app.callback()
@@ -51,16 +54,18 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
 
 
-def model_overrides(model: str) -> list[str]:
-    """``--model``: an alias selects ``conf/model/<alias>.yaml``; a directory or hub id goes through ``local``."""
+def model_overrides(model: str, key: str = "model") -> list[str]:
+    """``--model``: an alias selects ``conf/model/<alias>.yaml``; a directory or hub id goes through ``local``.
+    With ``key="verifier"`` the same model config goes to the ``verifier`` node instead."""
     from verireason.config import group_options
 
     aliases = [a for a in group_options("model") if a != "local"]
+    select = "model=" if key == "model" else "+model@verifier="
     if model in aliases:
-        return [f"model={model}"]
+        return [f"{select}{model}"]
     if Path(model).expanduser().is_dir() or re.fullmatch(r"[\w.-]+/[\w.-]+", model):
         name = Path(model.rstrip("/")).name
-        return ["model=local", f"model.path='{model}'", f"model.name='{name}'"]
+        return [f"{select}local", f"{key}.path='{model}'", f"{key}.name='{name}'"]
     raise UserError(f"unknown model {model!r}; valid: {', '.join(aliases)}, a local model directory, "
                     "or a hub id (org/name)")
 
@@ -88,11 +93,12 @@ def _prepare_run_dir(command: str, cfg) -> Path:
     from verireason.tracking import check_resumable, latest_run_dir, new_run_dir
 
     run_dir = Path(cfg.out) if cfg.out else (latest_run_dir(command) if cfg.resume else new_run_dir(command, cfg.model.name))
-    has_samples = (run_dir / "samples.jsonl").exists() and (run_dir / "samples.jsonl").stat().st_size > 0
+    outputs = [run_dir / name for name in ("samples.jsonl", "chains.jsonl", "asymmetry.csv")]
+    has_results = any(p.exists() and p.stat().st_size > 0 for p in outputs)
     if cfg.resume and (run_dir / "config.yaml").exists():
         check_resumable(run_dir, cfg)
-    elif has_samples:
-        raise UserError(f"{run_dir} already holds samples: pass --resume to continue it, or choose another --out")
+    elif has_results:
+        raise UserError(f"{run_dir} already holds results: pass --resume to continue it, or choose another --out")
     save_resolved(cfg, run_dir, sys.argv)
     return run_dir
 
@@ -100,14 +106,18 @@ def _prepare_run_dir(command: str, cfg) -> Path:
 @app.command("eval", context_settings=OVERRIDES)
 def evaluate(ctx: typer.Context, model: ModelOpt = None, bench: BenchOpt = None, limit: LimitOpt = None,
              data_dir: DataDirOpt = None, out: OutOpt = None, seed: SeedOpt = None, resume: ResumeOpt = False,
+             protocol: ProtocolOpt = None, samples: SamplesOpt = None, verifier: VerifierOpt = None,
              cfg: CfgOpt = False) -> None:
-    """Sample, grade and score a model on benchmarks (accuracy, pass@k, maj@n, tokens)."""
+    """Sample, grade and score a model on benchmarks: solve, self-verify, verify-refine loops, S²R attempts."""
     with _user_errors():
         from omegaconf import OmegaConf
 
         from verireason.config import compose, to_object
 
-        composed = compose("eval", _common_overrides(model, bench, limit, data_dir, out, seed, resume)
+        extra = [f"protocol={protocol}"] if protocol else []
+        extra += [f"samples='{samples}'"] if samples else []
+        extra += model_overrides(verifier, "verifier") if verifier else []
+        composed = compose("eval", _common_overrides(model, bench, limit, data_dir, out, seed, resume) + extra
                            + _extra_overrides(ctx.args))
         if cfg:
             typer.echo(OmegaConf.to_yaml(composed))
@@ -115,6 +125,39 @@ def evaluate(ctx: typer.Context, model: ModelOpt = None, bench: BenchOpt = None,
         from verireason.recipes import evaluate as recipe
 
         run_dir = _prepare_run_dir("eval", composed)
+        typer.echo(f"run directory: {run_dir}")
+        recipe.run(to_object(composed), run_dir)
+
+
+CheckpointsOpt = Annotated[Optional[str], typer.Option(
+    help="comma list of model dirs or aliases, or a training run folder (its checkpoints in step order)")]
+FromCsvOpt = Annotated[Optional[Path], typer.Option(help="redraw the figure from this asymmetry.csv and exit")]
+
+
+@app.command("asymmetry-probe", context_settings=OVERRIDES)
+def asymmetry_probe(ctx: typer.Context, checkpoints: CheckpointsOpt = None, model: ModelOpt = None,
+                    bench: BenchOpt = None, limit: LimitOpt = None, data_dir: DataDirOpt = None, out: OutOpt = None,
+                    seed: SeedOpt = None, resume: ResumeOpt = False, from_csv: FromCsvOpt = None,
+                    cfg: CfgOpt = False) -> None:
+    """Generation vs self-verification accuracy across checkpoints: asymmetry.csv and a figure (paper 1)."""
+    with _user_errors():
+        from omegaconf import OmegaConf
+
+        from verireason.config import compose, to_object
+
+        extra = [f"checkpoints=[{','.join(repr(c.strip()) for c in checkpoints.split(',') if c.strip())}]"
+                 if checkpoints else None, f"from_csv='{from_csv}'" if from_csv else None]
+        composed = compose("asymmetry-probe", _common_overrides(model, bench, limit, data_dir, out, seed, resume)
+                           + [e for e in extra if e] + _extra_overrides(ctx.args))
+        if cfg:
+            typer.echo(OmegaConf.to_yaml(composed))
+            return
+        from verireason.recipes import asymmetry_probe as recipe
+
+        if from_csv:
+            recipe.run(to_object(composed), Path(from_csv).parent)
+            return
+        run_dir = _prepare_run_dir("asymmetry-probe", composed)
         typer.echo(f"run directory: {run_dir}")
         recipe.run(to_object(composed), run_dir)
 

@@ -65,13 +65,38 @@ class SamplingCfg:
     stop: list[str] = field(default_factory=list)
 
 
+_TEACHER = (
+    "You are a teacher that is evaluating a student's answer to a question. Your task is to determine whether the "
+    "answer is correct or incorrect.\nQuestion: {problem}\nStudent's Answer: {response}\nFirst explain your analysis "
+    "over the student's answer, the last line of your response should be of the form Answer: \\boxed{Yes/No} where "
+    "'Yes' means the solution is correct and 'No' means the solution is incorrect.\nPlease reason step by step, and "
+    "put your final answer within \\boxed{}."
+)
+_REFINE = (
+    "{problem}\n\nHere is a previous solution:\n{response}\n\nA reviewer's feedback on it:\n{feedback}\n\n"
+    "Using the feedback, write a corrected, complete solution. Please reason step by step, and put your final answer "
+    "within \\boxed{}."
+)
+
+
 @dataclass
 class PromptCfg:
-    """How a problem becomes a user turn; ``{problem}`` is replaced literally (LaTeX braces are left alone)."""
+    """A prompt family: how to ask for a solution, a verification of one, and a refinement.
+
+    Templates are filled literally (``str.replace``), so LaTeX braces are left alone. Placeholders: ``{problem}``,
+    ``{response}`` (the judged solution, or only its final answer when ``verify_input=answer``), ``{feedback}``,
+    ``{reference}`` (the reference solution, for the informed verifier only). The default family is paper 1's
+    (papers.md §1.3): the generation suffix and the answer-only "teacher" verification prompt, verbatim.
+    """
 
     name: str = "boxed_cot"
     user: str = "{problem}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
     system: Optional[str] = None  # overrides the model's system prompt when set
+    verify_user: str = _TEACHER
+    verify_input: str = "answer"  # answer (paper 1: the extracted final answer) | solution (the whole response)
+    verdict: str = "boxed_yes_no"  # boxed_yes_no | s2r_sentence (see prompts.VERDICT_PARSERS)
+    refine_user: str = _REFINE
+    informed_verify_user: Optional[str] = None  # sees {reference}; used by STV training (papers.md §2.3)
 
 
 @dataclass
@@ -91,6 +116,15 @@ class GraderCfg:
 
 
 @dataclass
+class VerifyCfg:
+    """Self-verification and verify-refine settings (papers.md §1.4, §2.2)."""
+
+    sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=1, temperature=0.6, max_tokens=1024))
+    rounds: int = 3  # V-R loop: verify(-refine) rounds after round 0 (STV evaluates with up to 20)
+    chains: int = 4  # V-R loop: independent chains per problem (STV: 32)
+
+
+@dataclass
 class EvalCfg:
     """``verireason eval``: sample, grade and score a model on benchmarks."""
 
@@ -100,6 +134,10 @@ class EvalCfg:
     prompt: PromptCfg = field(default_factory=PromptCfg)
     engine: EngineCfg = field(default_factory=EngineCfg)
     grader: GraderCfg = field(default_factory=GraderCfg)
+    protocol: str = "solve"  # solve | self_verify | vr_loop | s2r_attempts
+    verify: VerifyCfg = field(default_factory=VerifyCfg)
+    verifier: Optional[ModelCfg] = None  # another model as verifier (--verifier); None: the model judges itself
+    samples: Optional[str] = None  # judge the responses in this file instead of generating (--samples)
     limit: Optional[int] = None  # first N problems of each benchmark
     seed: int = 0
     data_dir: Optional[str] = None  # local normalized JSONL files (else $VERIREASON_DATA_DIR)
@@ -108,7 +146,28 @@ class EvalCfg:
     progress: bool = True
 
 
-SCHEMAS: dict[str, type] = {"eval": EvalCfg}
+@dataclass
+class AsymmetryCfg:
+    """``verireason asymmetry-probe``: generation vs self-verification accuracy across checkpoints (paper 1)."""
+
+    model: ModelCfg = field(default_factory=ModelCfg)  # prompt, system prompt and context for every checkpoint
+    checkpoints: list[str] = field(default_factory=list)  # model dirs / aliases, or training run folders
+    bench: dict[str, BenchCfg] = field(default_factory=dict)
+    sampling: SamplingCfg = field(default_factory=SamplingCfg)
+    prompt: PromptCfg = field(default_factory=PromptCfg)
+    engine: EngineCfg = field(default_factory=EngineCfg)
+    grader: GraderCfg = field(default_factory=GraderCfg)
+    verify: VerifyCfg = field(default_factory=VerifyCfg)
+    limit: Optional[int] = None
+    seed: int = 0
+    data_dir: Optional[str] = None
+    out: Optional[str] = None
+    resume: bool = False
+    progress: bool = True
+    from_csv: Optional[str] = None  # redraw the figure from this asymmetry.csv and exit
+
+
+SCHEMAS: dict[str, type] = {"eval": EvalCfg, "asymmetry-probe": AsymmetryCfg}
 GROUPS = ("model", "bench", "sampling", "prompt", "engine", "grader")
 
 
@@ -117,7 +176,7 @@ def _register() -> None:
 
     store = ConfigStore.instance()
     for command, schema in SCHEMAS.items():
-        store.store(name=f"{command}_schema", node=schema)
+        store.store(name=f"{command.replace('-', '_')}_schema", node=schema)
 
 
 def group_options(group: str) -> list[str]:

@@ -137,3 +137,36 @@ def _load_file_or_hub(name: str, bench: BenchCfg, data_dir: Path | None) -> list
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"benchmark {name!r}: {where}, and the hub dataset {bench.hub} could not be loaded "
                         f"({reason[:200]})") from None
+
+
+def read_responses(path: Path) -> list[tuple[str, Problem, list[str], list[bool] | None]]:
+    """Existing responses to judge (``eval --samples FILE``): ``(bench, problem, responses, labels or None)``.
+
+    Two layouts are read: one problem per line with ``responses`` (and optionally ``correct`` labels), as in
+    ``shared/benchmarks/qwen25math_math_cot_samples.jsonl``; or a ``samples.jsonl`` written by ``verireason eval``.
+    """
+    if not path.is_file():
+        raise UserError(f"--samples {path}: no such file")
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+    if rows and "responses" in rows[0]:
+        return [(path.stem, Problem(id=str(r["id"]), problem=r["problem"], answer=str(r["answer"]), source=path.stem,
+                                    solution=r.get("solution"), level=r.get("level")),
+                 list(r["responses"]), r.get("correct")) for r in rows]
+    if rows and {"bench", "problem_id", "completion", "problem"} <= set(rows[0]):
+        grouped: dict[tuple[str, str], tuple[Problem, list[str], list[bool]]] = {}
+        for r in rows:
+            key = (r["bench"], r["problem_id"])
+            if key not in grouped:
+                grouped[key] = (Problem(id=r["problem_id"], problem=r["problem"], answer=r["gold"], source=r["bench"],
+                                        level=r.get("level")), [], [])
+            grouped[key][1].append(r["completion"])
+            grouped[key][2].append(bool(r["correct"]))
+        return [(bench, p, responses, labels) for (bench, _), (p, responses, labels) in grouped.items()]
+    raise UserError(f"--samples {path}: expected lines with id, problem, answer, responses (and correct), "
+                    "or a samples.jsonl written by verireason eval (with its problem field)")

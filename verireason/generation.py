@@ -129,8 +129,10 @@ class VLLMGenerator:
     def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int) -> list[list[Completion]]:
         from vllm import SamplingParams
 
+        # Randomness comes from the engine's seed (LLM(seed=...)): per-request seeds break vLLM's CPU build
+        # ("CPU Generator does not use offset"), so ``seed`` is not passed per call.
         params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=-1,
-                                max_tokens=sampling.max_tokens, stop=list(sampling.stop) or None, seed=seed)
+                                max_tokens=sampling.max_tokens, stop=list(sampling.stop) or None)
         requests = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return [[Completion(o.text, len(o.token_ids), "length" if o.finish_reason == "length" else "stop")

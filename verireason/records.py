@@ -78,3 +78,71 @@ class Sample:
     gold: str
     level: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""  # the problem text, so a samples file can be judged again (eval --samples)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A response to be judged by a verifier, with its ground-truth correctness from the grader."""
+
+    problem: Problem
+    bench: str
+    sample_index: int
+    response: str
+    correct: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One verification of one judged response: a line of ``verifications.jsonl``.
+
+    Attributes:
+        claimed: the verifier's verdict: True (correct), False (incorrect), None (no verdict found).
+        truth: whether the judged response is in fact correct.
+    """
+
+    bench: str
+    problem_id: str
+    sample_index: int
+    verify_index: int
+    prompt: str
+    verification: str
+    claimed: bool | None
+    truth: bool
+    tokens: int
+    finish_reason: str
+    level: str | None = None
+
+    @property
+    def agrees(self) -> bool:
+        return self.claimed is not None and self.claimed == self.truth
+
+
+@dataclass
+class Round:
+    """One round of a verify-refine chain: the response the round ends with and the verdict it received."""
+
+    response: str
+    extracted: str | None
+    correct: bool
+    tokens: int  # generated tokens of this response
+    verdict: bool | None = None  # None: not verified (last round) or unparseable; see `verified`
+    verified: bool = False
+    verification: str = ""
+    verify_tokens: int = 0
+
+
+@dataclass
+class Chain:
+    """One verify-refine chain (papers.md §2.2): round 0 solves; each later round verifies and, on reject, refines."""
+
+    bench: str
+    problem_id: str
+    chain: int
+    level: str | None
+    rounds: list[Round] = field(default_factory=list)
+    accepted_round: int | None = None  # the round whose response the verifier accepted
+
+    @property
+    def tokens(self) -> int:
+        return sum(r.tokens + r.verify_tokens for r in self.rounds)

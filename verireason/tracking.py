@@ -2,7 +2,8 @@
 
 ``results/<command>/<run>/`` holds ``config.yaml`` and ``run.json`` (written at the start), ``samples.jsonl``
 (appended after every generation batch, so a kill loses at most one batch) and ``summary.json`` / ``summary.md``.
-``--resume`` reads ``samples.jsonl`` back and continues with the problems that have no complete group yet.
+Protocols add ``verifications.jsonl`` (``self_verify``) or ``chains.jsonl`` (``vr_loop``), written the same way.
+``--resume`` reads them back and continues with the problems that have no complete group yet.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from verireason.errors import UserError
-from verireason.records import Sample
+from verireason.records import Chain, Round, Sample
 
 RESULTS_DIR = Path("results")
 # Keys whose change would make resumed samples incomparable with the ones already on disk.
-RESUME_KEYS = ("model", "sampling", "prompt", "grader")
+RESUME_KEYS = ("model", "sampling", "prompt", "grader", "protocol", "verify", "verifier", "samples")
 
 
 def new_run_dir(command: str, label: str) -> Path:
@@ -40,57 +41,66 @@ def latest_run_dir(command: str) -> Path:
 def check_resumable(run_dir: Path, cfg) -> None:
     """Refuse to mix samples made under a different model, sampling, prompt or grader."""
     saved = OmegaConf.load(run_dir / "config.yaml")
-    changed = [k for k in RESUME_KEYS if OmegaConf.to_container(saved.get(k)) != OmegaConf.to_container(cfg.get(k))]
+    plain = lambda node: OmegaConf.to_container(node) if isinstance(node, DictConfig) else node  # noqa: E731
+    changed = [k for k in RESUME_KEYS if plain(saved.get(k)) != plain(cfg.get(k))]
     if changed:
         raise UserError(f"--resume: {run_dir} was made with a different {', '.join(changed)}; "
                         "resume with the same settings or choose a new --out")
 
 
-class SampleLog:
-    """``samples.jsonl``: one JSON line per graded sample, appended and flushed batch by batch."""
+def _decode(record_type: type, data: dict):
+    if record_type is Chain:
+        return Chain(**{**data, "rounds": [Round(**r) for r in data["rounds"]]})
+    return record_type(**data)
 
-    def __init__(self, path: Path):
+
+class RecordLog:
+    """A JSONL file of one record type (``Sample``, ``Verdict``, ``Chain``), appended and flushed batch by batch."""
+
+    def __init__(self, path: Path, record_type: type = Sample):
         self.path = path
+        self.record_type = record_type
 
-    def append(self, samples: Iterable[Sample]) -> None:
+    def append(self, records: Iterable) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
-            for sample in samples:
-                handle.write(json.dumps(dataclasses.asdict(sample), ensure_ascii=False) + "\n")
+            for record in records:
+                handle.write(json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n")
             handle.flush()
 
-    def read(self) -> list[Sample]:
-        """All samples on disk; a last line cut off by a kill is dropped."""
+    def read(self) -> list:
+        """All records on disk."""
         if not self.path.exists():
             return []
-        samples = []
+        records = []
         for lineno, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
             try:
-                samples.append(Sample(**json.loads(line)))
+                records.append(_decode(self.record_type, json.loads(line)))
             except (json.JSONDecodeError, TypeError) as exc:
-                raise UserError(f"{self.path}:{lineno}: not a sample record ({exc})") from None
-        return samples
+                raise UserError(f"{self.path}:{lineno}: not a {self.record_type.__name__} record ({exc})") from None
+        return records
 
-    def keep_complete(self, n: int) -> set[tuple[str, str]]:
-        """Rewrite the log without partial groups; return the (bench, problem_id) pairs that have all n samples."""
+    def keep_complete(self, n: int, key=lambda r: (r.bench, r.problem_id)) -> set:
+        """Drop a line cut off by a kill and groups with fewer than n records; return the complete groups' keys."""
         text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
         if text and not text.endswith("\n"):  # killed mid-line
             text = text[: text.rfind("\n") + 1]
             self.path.write_text(text, encoding="utf-8")
-        samples = self.read()
-        counts: dict[tuple[str, str], int] = {}
-        for s in samples:
-            counts[(s.bench, s.problem_id)] = counts.get((s.bench, s.problem_id), 0) + 1
-        complete = {key for key, count in counts.items() if count >= n}
+        records = self.read()
+        counts: dict = {}
+        for r in records:
+            counts[key(r)] = counts.get(key(r), 0) + 1
+        complete = {k for k, count in counts.items() if count >= n}
         if len(complete) != len(counts):
             self.path.write_text("", encoding="utf-8")
-            self.append(s for s in samples if (s.bench, s.problem_id) in complete)
+            self.append(r for r in records if key(r) in complete)
         return complete
 
 
-def write_summary(run_dir: Path, summary: dict[str, dict], title: str) -> str:
-    """Write ``summary.json`` and ``summary.md``; return the Markdown table."""
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    table = markdown_table(summary)
+def write_summary(run_dir: Path, summary: dict[str, dict], title: str, notes: Sequence[str] = ()) -> str:
+    """Write ``summary.json`` and ``summary.md``; return the Markdown table (with its notes)."""
+    (run_dir / "summary.json").write_text(json.dumps({**summary, **({"notes": list(notes)} if notes else {})},
+                                                     indent=2) + "\n")
+    table = markdown_table(summary) + "".join(f"\n\n{note}" for note in notes)
     (run_dir / "summary.md").write_text(f"# {title}\n\n{table}\n")
     return table
 

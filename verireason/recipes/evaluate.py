@@ -1,74 +1,131 @@
-"""``verireason eval``: sample, grade and score a model on benchmarks (protocol ``solve``).
+"""``verireason eval``: sample, grade and score a model on benchmarks under one of four protocols.
 
-All three papers report this: paper 1 as Acc@16 (16 samples at temperature 0.6, top-p 0.95; ``sampling=acc16``,
-papers.md §1.8), S²R as greedy pass@1 (``sampling=greedy prompt=qwen25_math_cot``, §3.6), STV as pass@1 over
-independent chains (§2.2). One run writes, per benchmark, n samples per problem to ``samples.jsonl`` as batches
-finish, then accuracy, unbiased pass@k, maj@n, mean response tokens and truncation rate to ``summary.json``/``.md``.
+* ``solve``: n samples per problem; accuracy (the papers' Acc@n), unbiased pass@k, maj@n, tokens, truncation.
+  Paper 1 reports Acc@16 (``sampling=acc16``, papers.md §1.8), S²R greedy pass@1 (``sampling=greedy
+  prompt=qwen25_math_cot``, §3.6).
+* ``self_verify``: then the model (or ``--verifier``) judges each sample: verification accuracy, balanced
+  accuracy, TPR, TNR, precision, F1, unparseable rate, per level, and verification-guided majority vote (§1.8).
+* ``vr_loop``: verify-refine chains (§2.2): per-round accuracy, accept rate, inflation, precision at coverage, and
+  compute-matched baselines.
+* ``s2r_attempts``: S²R responses split into attempts and verifications (§3.2, §3.6).
 
-Run: ``verireason eval --model smollm2-135m --bench arith --limit 16 sampling=demo``.
+``--samples FILE`` judges existing responses instead of generating them. Everything is written as batches finish
+and resumes with ``--resume``. Run: ``verireason eval --model smollm2-135m --bench arith --limit 16 sampling=demo``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from verireason.config import EvalCfg
-from verireason.data import load_problems
+from verireason.config import EvalCfg, ModelCfg
+from verireason.data import load_problems, read_responses
+from verireason.errors import UserError
 from verireason.generation import Generator, build_generator
 from verireason.grading import Grader
 from verireason.metrics import summarize
 from verireason.models import resolve_model_path
 from verireason.prompts import chat_text, solve_messages
+from verireason.protocols import generate_batched
 from verireason.records import Problem, Sample
-from verireason.tracking import SampleLog, mean_row, write_summary
+from verireason.recipes import eval_protocols
+from verireason.tracking import RecordLog, mean_row, write_summary
+
+PROTOCOLS = ("solve", "self_verify", "vr_loop", "s2r_attempts")
 
 
-def run(cfg: EvalCfg, run_dir: Path, generator: Generator | None = None) -> dict[str, dict]:
-    """Evaluate ``cfg.model`` on ``cfg.bench`` into ``run_dir``; returns the summary per benchmark."""
-    problems = {name: load_problems(name, bench, cfg.data_dir, cfg.limit) for name, bench in cfg.bench.items()}
-    log = SampleLog(run_dir / "samples.jsonl")
-    done = log.keep_complete(cfg.sampling.n)
-    todo = [(name, p) for name, ps in problems.items() for p in ps if (name, p.id) not in done]
-    if done:
-        print(f"resuming {run_dir}: {len(done)} problems done, {len(todo)} to go", flush=True)
-    if todo:
-        if generator is None:
-            generator = build_generator(cfg.engine, cfg.model, resolve_model_path(cfg.model), cfg.seed)
-        grader = Grader(cfg.grader.name, cfg.grader.timeout_s)
-        try:
-            _sample_and_grade(cfg, todo, generator, grader, log)
-        finally:
-            grader.close()
-    selected = {(name, p.id) for name, ps in problems.items() for p in ps}
-    samples = [s for s in log.read() if (s.bench, s.problem_id) in selected]
-    summary = {name: summarize([s for s in samples if s.bench == name]) for name in problems}
-    if len(summary) > 1:
-        summary["mean"] = mean_row(summary, ["accuracy", "pass@1", "mean_tokens"])
-    table = write_summary(run_dir, summary, f"eval: {cfg.model.name}")
-    print(f"\n{table}\n\nsamples, summary.json and summary.md are in {run_dir}")
+class Engines:
+    """The generator and verifier engines, built on first use (a ``--samples`` run may need neither)."""
+
+    def __init__(self, cfg: EvalCfg, generator: Generator | None = None, verifier: Generator | None = None):
+        self.cfg, self._generator, self._verifier = cfg, generator, verifier
+
+    def _build(self, model: ModelCfg) -> Generator:
+        return build_generator(self.cfg.engine, model, resolve_model_path(model), self.cfg.seed)
+
+    def generator(self) -> Generator:
+        if self._generator is None:
+            self._generator = self._build(self.cfg.model)
+        return self._generator
+
+    def verifier(self) -> Generator:
+        if self._verifier is None:
+            self._verifier = self.generator() if self.cfg.verifier is None else self._build(self.cfg.verifier)
+        return self._verifier
+
+
+def run(cfg: EvalCfg, run_dir: Path, generator: Generator | None = None,
+        verifier: Generator | None = None) -> dict[str, dict]:
+    """Evaluate into ``run_dir``; returns the summary (one row per benchmark, and per level where measured)."""
+    if cfg.protocol not in PROTOCOLS:
+        raise UserError(f"unknown protocol {cfg.protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    engines = Engines(cfg, generator, verifier)
+    grader = Grader(cfg.grader.name, cfg.grader.timeout_s)
+    notes: list[str] = []
+    try:
+        if cfg.protocol == "vr_loop":
+            summary = eval_protocols.vr_loop(cfg, run_dir, _problems(cfg), engines, grader)
+        else:
+            samples = _file_samples(cfg, grader) if cfg.samples else solve_samples(cfg, run_dir, engines, grader)
+            benches = list(dict.fromkeys(s.bench for s in samples))
+            summary = {b: summarize([s for s in samples if s.bench == b]) for b in benches}
+            if cfg.protocol == "self_verify":
+                notes += eval_protocols.self_verify(cfg, run_dir, samples, summary, engines)
+            if cfg.protocol == "s2r_attempts":
+                eval_protocols.s2r_attempts(run_dir, samples, summary, grader)
+    finally:
+        grader.close()
+    benches = [k for k in summary if "/" not in k]
+    if len(benches) > 1:
+        summary["mean"] = mean_row({b: summary[b] for b in benches}, ["accuracy", "pass@1", "mean_tokens"])
+    table = write_summary(run_dir, summary, f"eval ({cfg.protocol}): {cfg.model.name}", notes)
+    print(f"\n{table}\n\nresults are in {run_dir}")
     return summary
 
 
-def _sample_and_grade(cfg: EvalCfg, todo: list[tuple[str, Problem]], generator: Generator, grader: Grader,
-                      log: SampleLog) -> None:
-    """Generate in batches (longest problems first, so a batch pads little), grade, append to the log."""
+def _problems(cfg: EvalCfg) -> list[tuple[str, Problem]]:
+    return [(name, p) for name, bench in cfg.bench.items() for p in load_problems(name, bench, cfg.data_dir, cfg.limit)]
+
+
+def _file_samples(cfg: EvalCfg, grader: Grader) -> list[Sample]:
+    """Samples from ``--samples FILE``; the file's own correctness labels win over our grader's where present."""
+    rows = read_responses(Path(cfg.samples))
+    rows = rows[: cfg.limit] if cfg.limit else rows
+    flat = [(bench, p, i, resp, None if labels is None else labels[i])
+            for bench, p, responses, labels in rows for i, resp in enumerate(responses)]
+    grades = grader.grade_many([(resp, p.answer) for _, p, _, resp, _ in flat])
+    return [Sample(bench=bench, problem_id=p.id, sample_index=i, prompt="", completion=resp, extracted=g.extracted,
+                   correct=g.correct if label is None else bool(label), formatted=g.formatted, tokens=0,
+                   finish_reason="unknown", gold=p.answer, level=p.level, problem=p.problem,
+                   meta={"label": "grader" if label is None else "file"})
+            for (bench, p, i, resp, label), g in zip(flat, grades)]
+
+
+def solve_samples(cfg: EvalCfg, run_dir: Path, engines: Engines, grader: Grader) -> list[Sample]:
+    """n graded samples per problem, appended to ``samples.jsonl`` batch by batch (resumable)."""
     from tqdm import tqdm
 
-    todo = sorted(todo, key=lambda item: -len(item[1].problem))
-    per_batch = generator.prompts_per_call(cfg.sampling)
-    with tqdm(total=len(todo) * cfg.sampling.n, unit="sample", desc="eval", disable=not cfg.progress) as bar:
-        for start in range(0, len(todo), per_batch):
-            batch = todo[start : start + per_batch]
-            prompts = [chat_text(generator.tokenizer, solve_messages(p, cfg.prompt, cfg.model.system_prompt))
-                       for _, p in batch]
-            completions = generator.generate(prompts, cfg.sampling, seed=cfg.seed + start)
-            flat = [(name, p, prompt, i, c) for (name, p), prompt, cs in zip(batch, prompts, completions)
-                    for i, c in enumerate(cs)]
-            grades = grader.grade_many([(c.text, p.answer) for _, p, _, _, c in flat])
-            log.append(
-                Sample(bench=name, problem_id=p.id, sample_index=i, prompt=prompt, completion=c.text,
-                       extracted=g.extracted, correct=g.correct, formatted=g.formatted, tokens=c.tokens,
-                       finish_reason=c.finish_reason, gold=p.answer, level=p.level)
-                for (name, p, prompt, i, c), g in zip(flat, grades)
-            )
-            bar.update(len(flat))
+    problems = _problems(cfg)
+    log = RecordLog(run_dir / "samples.jsonl", Sample)
+    done = log.keep_complete(cfg.sampling.n)
+    todo = sorted([(b, p) for b, p in problems if (b, p.id) not in done], key=lambda item: -len(item[1].problem))
+    if done:
+        print(f"resuming {run_dir}: {len(done)} problems done, {len(todo)} to go", flush=True)
+    if todo:
+        generator = engines.generator()
+        system = cfg.model.system_prompt
+        with tqdm(total=len(todo) * cfg.sampling.n, unit="sample", desc="solve", disable=not cfg.progress) as bar:
+            size = generator.prompts_per_call(cfg.sampling)
+            for start in range(0, len(todo), size):
+                batch = todo[start : start + size]
+                prompts = [chat_text(generator.tokenizer, solve_messages(p, cfg.prompt, system)) for _, p in batch]
+                completions = generate_batched(generator, prompts, cfg.sampling, cfg.seed + start)
+                flat = [(b, p, prompt, i, c) for (b, p), prompt, cs in zip(batch, prompts, completions)
+                        for i, c in enumerate(cs)]
+                grades = grader.grade_many([(c.text, p.answer) for _, p, _, _, c in flat])
+                log.append(Sample(bench=b, problem_id=p.id, sample_index=i, prompt=prompt, completion=c.text,
+                                  extracted=g.extracted, correct=g.correct, formatted=g.formatted, tokens=c.tokens,
+                                  finish_reason=c.finish_reason, gold=p.answer, level=p.level, problem=p.problem)
+                           for (b, p, prompt, i, c), g in zip(flat, grades))
+                bar.update(len(flat))
+    selected = {(b, p.id) for b, p in problems}
+    return [s for s in log.read() if (s.bench, s.problem_id) in selected]
