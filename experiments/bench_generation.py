@@ -70,6 +70,8 @@ def main() -> None:
 def report(rows: dict[str, tuple[int, float]], args) -> None:
     base = rows["naive (1 sample per call)"]
     base_rate = base[0] / base[1]
+    import transformers
+
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {os.cpu_count()} cores"
     lines = [
         f"\n## Generation throughput, {datetime.now():%Y-%m-%d %H:%M}",

@@ -31,20 +31,23 @@ def ks_for(n: int) -> list[int]:
     return ks + [n]
 
 
-def majority_correct(samples: Sequence[Sample]) -> bool:
-    """maj@n: the most frequent extracted answer (compared after Minerva normalisation; ties go to the answer
-    seen first) is correct. Samples with no answer do not vote; no votes at all counts as wrong."""
+def majority_vote(answers: Sequence[tuple[str | None, bool]]) -> bool:
+    """Whether the most frequent answer is correct, given ``(extracted answer, correct)`` pairs. Answers are
+    compared after Minerva normalisation; ties go to the answer seen first; None does not vote; no votes is wrong."""
     votes: Counter[str] = Counter()
     verdict: dict[str, bool] = {}
-    for s in samples:
-        if s.extracted is None:
+    for answer, correct in answers:
+        if answer is None:
             continue
-        key = normalize_final_answer(s.extracted)
+        key = normalize_final_answer(answer)
         votes[key] += 1
-        verdict.setdefault(key, s.correct)
-    if not votes:
-        return False
-    return verdict[votes.most_common(1)[0][0]]
+        verdict.setdefault(key, correct)
+    return bool(votes) and verdict[votes.most_common(1)[0][0]]
+
+
+def majority_correct(samples: Sequence[Sample]) -> bool:
+    """maj@n of one problem's samples."""
+    return majority_vote([(s.extracted, s.correct) for s in samples])
 
 
 def summarize(samples: Sequence[Sample]) -> dict[str, float | int]:
@@ -140,23 +143,12 @@ def compute_matched(chains: Sequence, tokens_per_chain: float) -> dict[str, floa
     round0_tokens = sum(r.tokens for g in groups.values() for r in g) / sum(len(g) for g in groups.values())
     size = min(len(g) for g in groups.values())
     n = max(1, min(size, round(tokens_per_chain / max(round0_tokens, 1e-9))))
-    votes = [_first_n_majority(g[:n]) for g in groups.values()]
+    votes = [majority_vote([(r.extracted, r.correct) for r in g[:n]]) for g in groups.values()]
     return {
         "matched_n": n,
         "bestofN_oracle": sum(pass_at_k(len(g), sum(r.correct for r in g), n) for g in groups.values()) / len(groups),
         "majN": sum(votes) / len(votes),
     }
-
-
-def _first_n_majority(rounds: Sequence) -> bool:
-    votes: Counter[str] = Counter()
-    verdict: dict[str, bool] = {}
-    for r in rounds:
-        if r.extracted is not None:
-            key = normalize_final_answer(r.extracted)
-            votes[key] += 1
-            verdict.setdefault(key, r.correct)
-    return bool(votes) and verdict[votes.most_common(1)[0][0]]
 
 
 def transition_rates(attempt_correct: Sequence[Sequence[bool]]) -> dict[str, float | int]:
