@@ -73,6 +73,7 @@ def test_vr_loop_writes_chains_and_per_round_metrics(tmp_path, fn_generator):
     assert row["round2/precision"] == 1.0 and row["matched_n"] >= 1
     chains = [json.loads(x) for x in (tmp_path / "chains.jsonl").read_text().splitlines()]
     assert len(chains) == 6 and all(c["accepted_round"] == 1 for c in chains)
+    assert summary["arith/2"]["final_pass@1"] == 1.0  # per-level rows
 
 
 def test_s2r_attempts(tmp_path, fn_generator):
@@ -89,6 +90,7 @@ def test_s2r_attempts(tmp_path, fn_generator):
     assert row["accuracy"] == 1.0 and row["mean_attempts"] == 2
     assert row["incorrect_to_correct"] == 1.0 and row["verify_accuracy"] == 1.0
     assert (tmp_path / "attempts.jsonl").is_file()
+    assert summary["arith/1"]["incorrect_to_correct"] == 1.0  # per-level rows
 
 
 def test_samples_file_needs_no_model(tmp_path, shared_benchmarks):

@@ -107,6 +107,8 @@ def vr_loop(cfg: EvalCfg, run_dir: Path, problems: list[tuple[str, Problem]], en
         row = vr_metrics(mine, cfg.verify.rounds)
         summary[bench] = {"problems": len({c.problem_id for c in mine}), **row,
                           **compute_matched(mine, row["tokens_per_chain"])}
+        for level in sorted({c.level for c in mine if c.level is not None}):
+            summary[f"{bench}/{level}"] = vr_metrics([c for c in mine if c.level == level], cfg.verify.rounds)
     return summary
 
 
@@ -115,7 +117,7 @@ def s2r_attempts(run_dir: Path, samples: list[Sample], summary: dict, grader: Gr
     split = [split_s2r(s.completion) for s in samples]
     attempts = [(i, text) for i, segments in enumerate(split) for kind, text in segments if kind == "solve"]
     grades = iter(grader.grade_many([(text, samples[i].gold) for i, text in attempts]))
-    records, per_bench = [], defaultdict(lambda: ([], []))
+    records, per_bench, per_level = [], defaultdict(lambda: ([], [])), defaultdict(lambda: ([], []))
     for s, segments in zip(samples, split):
         correct, pairs, last = [], [], None
         for kind, text in segments:
@@ -126,9 +128,12 @@ def s2r_attempts(run_dir: Path, samples: list[Sample], summary: dict, grader: Gr
                 pairs.append((parse_verdict(text, "s2r_sentence"), last))
         records.append({"bench": s.bench, "problem_id": s.problem_id, "sample_index": s.sample_index,
                         "attempts_correct": correct, "verdicts": [c for c, _ in pairs]})
-        per_bench[s.bench][0].append(correct)
-        per_bench[s.bench][1].extend(pairs)
+        for key, table in ((s.bench, per_bench), (f"{s.bench}/{s.level}", per_level)):
+            if s.level is not None or table is per_bench:
+                table[key][0].append(correct)
+                table[key][1].extend(pairs)
     (run_dir / "attempts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     for bench, (sequences, pairs) in per_bench.items():
-        summary[bench].update(transition_rates(sequences))
-        summary[bench].update(verification_metrics(pairs))
+        summary[bench].update({**transition_rates(sequences), **verification_metrics(pairs)})
+    for key, (sequences, pairs) in sorted(per_level.items()):
+        summary[key] = {**transition_rates(sequences), **verification_metrics(pairs)}
