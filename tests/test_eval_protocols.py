@@ -53,7 +53,7 @@ def test_self_verify_scores_the_verifier_and_resumes(tmp_path, fn_generator):
     (tmp_path / "verifications.jsonl").write_text("\n".join(lines[:5]) + "\n" + lines[5][:30])
     again = fn_generator(honest_judge(problems))
     evaluate.run(cfg, tmp_path, generator=gen, verifier=again)
-    assert len(again.prompts) == 7  # 5 kept, 7 redone
+    assert len(again.prompts) == 7  # 5 kept, 7 redone (written 3 per engine call)
     assert len((tmp_path / "verifications.jsonl").read_text().splitlines()) == 12
 
 

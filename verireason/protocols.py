@@ -60,11 +60,13 @@ def _graded_rounds(completions: Sequence[Completion], problems: Sequence[Problem
 
 def run_vr_chains(generator: Generator, verifier: Generator, problems: Sequence[tuple[str, Problem]],
                   prompt: PromptCfg, systems: tuple[str | None, str | None], solve: SamplingCfg,
-                  check: SamplingCfg, rounds: int, chains: int, grader: Grader, seed: int) -> list[Chain]:
+                  check: SamplingCfg, rounds: int, chains: int, grader: Grader, seed: int,
+                  on_round: Callable[[int, int], None] | None = None) -> list[Chain]:
     """``chains`` independent V-R chains per problem, up to ``rounds`` verify(-refine) rounds each.
 
     ``systems`` is (generator system prompt, verifier system prompt). Verifications and refinements are sampled
     once per chain per round with ``check`` and ``solve`` (its ``n`` is ignored: one continuation each).
+    ``on_round(round, open chains)`` is called as each verify round starts.
     """
     gen_system, ver_system = systems
     texts = [chat_text(generator.tokenizer, solve_messages(p, prompt, gen_system)) for _, p in problems]
@@ -79,6 +81,8 @@ def run_vr_chains(generator: Generator, verifier: Generator, problems: Sequence[
         active = [i for i, c in enumerate(out) if c.accepted_round is None]
         if not active:
             break
+        if on_round is not None:
+            on_round(r, len(active))
         judged = [Judged(by_chain[i], out[i].bench, i, out[i].rounds[-1].response, out[i].rounds[-1].correct)
                   for i in active]
         verdicts = verify(verifier, judged, prompt, ver_system, one_check, seed + 7919 * r)

@@ -26,7 +26,6 @@ from verireason.tracking import RecordLog
 
 GUIDED_NOTE = ("vmaj@n: verification-guided majority vote, OUR interpretation of paper 1 (papers.md §1.10): the "
                "majority over the answers the model itself accepted, plain majority where it accepted none.")
-JUDGED_PER_WRITE = 256
 
 
 def self_verify(cfg: EvalCfg, run_dir: Path, samples: list[Sample], summary: dict, engines) -> list[str]:
@@ -41,9 +40,10 @@ def self_verify(cfg: EvalCfg, run_dir: Path, samples: list[Sample], summary: dic
     if todo:
         verifier = engines.verifier()
         system = (cfg.verifier or cfg.model).system_prompt
+        per_write = verifier.prompts_per_call(cfg.verify.sampling)  # one engine call per write
         with tqdm(total=len(todo), unit="judged", desc="verify", disable=not cfg.progress) as bar:
-            for start in range(0, len(todo), JUDGED_PER_WRITE):
-                chunk = todo[start : start + JUDGED_PER_WRITE]
+            for start in range(0, len(todo), per_write):
+                chunk = todo[start : start + per_write]
                 verdicts = verify(verifier, chunk, cfg.prompt, system, cfg.verify.sampling, cfg.seed + start)
                 log.append(v for vs in verdicts for v in vs)
                 bar.update(len(chunk))
@@ -97,7 +97,8 @@ def vr_loop(cfg: EvalCfg, run_dir: Path, problems: list[tuple[str, Problem]], en
                 chunk = todo[start : start + size]
                 log.append(run_vr_chains(generator, verifier, chunk, cfg.prompt, systems, cfg.sampling,
                                          cfg.verify.sampling, cfg.verify.rounds, cfg.verify.chains, grader,
-                                         cfg.seed + start))
+                                         cfg.seed + start, on_round=lambda r, k: bar.set_postfix_str(
+                                             f"round {r}/{cfg.verify.rounds}: {k} chains open")))
                 bar.update(len(chunk))
     selected = {(b, p.id) for b, p in problems}
     chains = [c for c in log.read() if (c.bench, c.problem_id) in selected]
