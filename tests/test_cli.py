@@ -89,3 +89,9 @@ def test_existing_run_needs_resume(tmp_path, tiny_model_dir):
     assert again.exit_code == 2 and "--resume" in again.output
     changed = invoke(*args, "--resume", "sampling.temperature=1.0")
     assert changed.exit_code == 2 and "different sampling" in changed.output
+
+
+def test_unknown_protocol_makes_no_run_dir(tmp_path):
+    result = invoke("eval", "--protocol", "debate", "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2 and "unknown protocol 'debate'; valid: solve, self_verify" in result.output
+    assert not (tmp_path / "run").exists()

@@ -93,7 +93,7 @@ def _prepare_run_dir(command: str, cfg) -> Path:
     from verireason.tracking import check_resumable, latest_run_dir, new_run_dir
 
     run_dir = Path(cfg.out) if cfg.out else (latest_run_dir(command) if cfg.resume else new_run_dir(command, cfg.model.name))
-    outputs = [run_dir / name for name in ("samples.jsonl", "chains.jsonl", "asymmetry.csv")]
+    outputs = [run_dir / name for name in ("samples.jsonl", "verifications.jsonl", "chains.jsonl", "asymmetry.csv")]
     has_results = any(p.exists() and p.stat().st_size > 0 for p in outputs)
     if cfg.resume and (run_dir / "config.yaml").exists():
         check_resumable(run_dir, cfg)
@@ -124,6 +124,8 @@ def evaluate(ctx: typer.Context, model: ModelOpt = None, bench: BenchOpt = None,
             return
         from verireason.recipes import evaluate as recipe
 
+        if composed.protocol not in recipe.PROTOCOLS:
+            raise UserError(f"unknown protocol {composed.protocol!r}; valid: {', '.join(recipe.PROTOCOLS)}")
         run_dir = _prepare_run_dir("eval", composed)
         typer.echo(f"run directory: {run_dir}")
         recipe.run(to_object(composed), run_dir)
