@@ -35,7 +35,7 @@ def latest_run_dir(command: str) -> Path:
     runs = [p for p in (RESULTS_DIR / command).glob("*") if (p / "config.yaml").is_file()]
     if not runs:
         raise UserError(f"--resume: no earlier run in {RESULTS_DIR / command}; pass --out DIR")
-    return max(runs, key=lambda p: (p / "samples.jsonl").stat().st_mtime if (p / "samples.jsonl").exists() else 0)
+    return max(runs, key=lambda p: max(f.stat().st_mtime for f in p.iterdir()))
 
 
 def check_resumable(run_dir: Path, cfg) -> None:

@@ -81,7 +81,8 @@ def run(cfg: AsymmetryCfg, run_dir: Path) -> list[dict]:
             continue
         row = probe_checkpoint(cfg, model, step, run_dir / f"step_{step:06d}")
         _append_row(csv_path, row)
-        plot_asymmetry(read_csv(csv_path), run_dir / "asymmetry.png", f"asymmetry probe: {Path(cfg.checkpoints[0]).name}")
+        title = f"asymmetry probe: {Path(cfg.checkpoints[0]).name}"
+        plot_asymmetry(read_csv(csv_path), run_dir / "asymmetry.png", title)
         print(f"step {step}: generation {row['gen_accuracy']:.3f}, "
               f"self-verification balanced {row['verify_balanced_accuracy']:.3f}", flush=True)
     rows = read_csv(csv_path)
