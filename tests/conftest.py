@@ -120,3 +120,42 @@ class FnGenerator:
 @pytest.fixture
 def fn_generator():
     return FnGenerator
+
+
+def write_toy_bench(path: Path, n: int = 16, answers: tuple[str, ...] = ("1", "2")) -> Path:
+    """A problem file whose gold answers cycle through ``answers`` (a task a primed tiny model can score on)."""
+    import json
+
+    rows = [{"id": f"toy-{i}", "problem": f"Toy question {i}: is the answer 1 or 2?", "answer": answers[i % len(answers)]}
+            for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def prime_tiny_model(base: Path, work: Path, steps: int = 60) -> Path:
+    """The tiny model after a short ``sft-init`` on the toy task's two formats: solutions "\\boxed{1}" or
+    "\\boxed{2}" and verdicts "Answer: \\boxed{Yes}" or "\\boxed{No}", each chosen at random. Its rollouts are then
+    boxed, half right, and its verdicts parseable: RL has signal to act on."""
+    import json
+    import random
+
+    from verireason.config import ModelCfg, OptimCfg, PromptCfg, SFTCfg
+    from verireason.recipes import sft_init
+
+    rng, prompt, rows = random.Random(0), PromptCfg(), []
+    for i in range(64):
+        question = f"Toy question {i}: is the answer 1 or 2?"
+        rows.append({"prompt": prompt.user.replace("{problem}", question), "completion": f"\\boxed{{{rng.choice('12')}}}"})
+        judged = prompt.verify_user.replace("{problem}", question).replace("{response}", rng.choice("12"))
+        rows.append({"prompt": judged, "completion": f"Answer: \\boxed{{{rng.choice(['Yes', 'No'])}}}"})
+    data = work / "prime.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = SFTCfg(model=ModelCfg(name="tiny", path=str(base)), data=str(data), epochs=100, batch_size=16,
+                 max_steps=steps, save_every=steps, progress=False, device="cpu",
+                 optim=OptimCfg(lr=3e-3, weight_decay=0.0, warmup_steps=0, micro_batch_size=16))
+    return sft_init.run(cfg, work / "run")
+
+
+@pytest.fixture(scope="session")
+def primed_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    return prime_tiny_model(tiny_model_dir, tmp_path_factory.mktemp("primed"))

@@ -10,6 +10,8 @@ from verireason.errors import UserError
 
 def test_every_group_option_composes():
     for group in GROUPS:
+        if group == "preset":  # training presets belong to the training commands
+            continue
         for option in group_options(group):
             overrides = [f"{group}=[{option}]" if group == "bench" else f"{group}={option}"]
             if option == "local":
@@ -45,3 +47,19 @@ def test_bad_overrides_are_one_line_errors(override, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[")) as err:
         compose("eval", [override])
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("command", ["rl-gen", "rl-verify"])
+def test_training_commands_compose_with_every_preset(command):
+    for preset in group_options("preset"):
+        overrides = [f"preset={preset}"]
+        cfg = to_object(compose(command, overrides))
+        assert cfg.optim.lr > 0
+
+
+def test_paper1_preset_carries_the_papers_settings():
+    cfg = to_object(compose("rl-verify", ["preset=paper1"]))
+    assert cfg.schedule.name == "verify_only"
+    assert (cfg.trainer.prompts_per_step, cfg.trainer.group_size, cfg.optim.lr) == (128, 8, 1e-6)
+    assert (cfg.algo.clip_low, cfg.algo.clip_high, cfg.algo.kl_coef, cfg.sampling.max_tokens) == (0.2, 0.28, 0.0, 10240)
+    assert cfg.sampling.temperature == 1.0 and cfg.grader.name == "dapo_strict"

@@ -72,7 +72,7 @@ def model_overrides(model: str, key: str = "model") -> list[str]:
 
 def _extra_overrides(args: list[str]) -> list[str]:
     for arg in args:
-        if arg.startswith("-") or "=" not in arg:
+        if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
             raise UserError(f"unexpected argument {arg!r}: options come before key=value config overrides "
                             "(see --help)")
     return list(args)
@@ -93,7 +93,8 @@ def _prepare_run_dir(command: str, cfg) -> Path:
     from verireason.tracking import check_resumable, latest_run_dir, new_run_dir
 
     run_dir = Path(cfg.out) if cfg.out else (latest_run_dir(command) if cfg.resume else new_run_dir(command, cfg.model.name))
-    outputs = [run_dir / name for name in ("samples.jsonl", "verifications.jsonl", "chains.jsonl", "asymmetry.csv")]
+    outputs = [run_dir / name for name in ("samples.jsonl", "verifications.jsonl", "chains.jsonl", "asymmetry.csv",
+                                           "metrics.jsonl")]
     has_results = any(p.exists() and p.stat().st_size > 0 for p in outputs)
     if cfg.resume and (run_dir / "config.yaml").exists():
         check_resumable(run_dir, cfg)
@@ -160,6 +161,81 @@ def asymmetry_probe(ctx: typer.Context, checkpoints: CheckpointsOpt = None, mode
             recipe.run(to_object(composed), Path(from_csv).parent)
             return
         run_dir = _prepare_run_dir("asymmetry-probe", composed)
+        typer.echo(f"run directory: {run_dir}")
+        recipe.run(to_object(composed), run_dir)
+
+
+EvalBenchOpt = Annotated[Optional[str], typer.Option(help="held-out benchmark(s) evaluated during training")]
+ScheduleOpt = Annotated[Optional[str], typer.Option(help="generate | verify_only | verify_init | verify_alter | mixed")]
+StepsOpt = Annotated[Optional[int], typer.Option(help="training steps (trainer.max_steps)")]
+
+
+def _train(command: str, ctx: typer.Context, model, bench, eval_bench, limit, data_dir, out, seed, resume, steps,
+           schedule, cfg: bool) -> None:
+    """rl-gen and rl-verify: the same options and recipe, a different default schedule."""
+    with _user_errors():
+        from omegaconf import OmegaConf
+
+        from verireason.config import compose, to_object
+
+        extra = [f"bench@eval_bench=[{eval_bench}]"] if eval_bench else []
+        extra += [f"trainer.max_steps={steps}"] if steps is not None else []
+        extra += [f"schedule.name={schedule}"] if schedule else []
+        composed = compose(command, _common_overrides(model, bench, limit, data_dir, out, seed, resume) + extra
+                           + _extra_overrides(ctx.args))
+        if cfg:
+            typer.echo(OmegaConf.to_yaml(composed))
+            return
+        from verireason.recipes import rl_train
+
+        typed = to_object(composed)
+        rl_train.check(typed, command)
+        run_dir = _prepare_run_dir(command, composed)
+        typer.echo(f"run directory: {run_dir}")
+        rl_train.run(typed, run_dir, command)
+
+
+@app.command("rl-gen", context_settings=OVERRIDES)
+def rl_gen(ctx: typer.Context, model: ModelOpt = None, bench: BenchOpt = None, eval_bench: EvalBenchOpt = None,
+           limit: LimitOpt = None, data_dir: DataDirOpt = None, out: OutOpt = None, seed: SeedOpt = None,
+           resume: ResumeOpt = False, steps: StepsOpt = None, cfg: CfgOpt = False) -> None:
+    """RL on generation (GRPO/DAPO, paper 1's Learn to Generate): metrics, rollouts, checkpoints, curves."""
+    _train("rl-gen", ctx, model, bench, eval_bench, limit, data_dir, out, seed, resume, steps, None, cfg)
+
+
+@app.command("rl-verify", context_settings=OVERRIDES)
+def rl_verify(ctx: typer.Context, model: ModelOpt = None, bench: BenchOpt = None, eval_bench: EvalBenchOpt = None,
+              limit: LimitOpt = None, data_dir: DataDirOpt = None, out: OutOpt = None, seed: SeedOpt = None,
+              resume: ResumeOpt = False, steps: StepsOpt = None, schedule: ScheduleOpt = None,
+              cfg: CfgOpt = False) -> None:
+    """RL on self-verification (paper 1): verify_only, verify_init, verify_alter or mixed with generation."""
+    _train("rl-verify", ctx, model, bench, eval_bench, limit, data_dir, out, seed, resume, steps, schedule, cfg)
+
+
+DataOpt = Annotated[Optional[Path], typer.Option(help="JSONL of messages, prompt/completion or prompt/segments")]
+
+
+@app.command("sft-init", context_settings=OVERRIDES)
+def sft_init(ctx: typer.Context, model: ModelOpt = None, data: DataOpt = None, out: OutOpt = None,
+             seed: SeedOpt = None, resume: ResumeOpt = False, steps: StepsOpt = None, cfg: CfgOpt = False) -> None:
+    """Supervised fine-tuning with per-segment loss masks and KL to the initial model (S²R behaviour init)."""
+    with _user_errors():
+        from omegaconf import OmegaConf
+
+        from verireason.config import compose, to_object
+
+        overrides = (model_overrides(model) if model else []) + ([f"data='{data}'"] if data else [])
+        overrides += [f"{k}={v}" if not isinstance(v, Path) else f"{k}='{v}'" for k, v in
+                      {"out": out, "seed": seed, "max_steps": steps}.items() if v is not None]
+        composed = compose("sft-init", overrides + (["resume=true"] if resume else []) + _extra_overrides(ctx.args))
+        if cfg:
+            typer.echo(OmegaConf.to_yaml(composed))
+            return
+        if OmegaConf.is_missing(composed, "data"):
+            raise UserError("sft-init needs --data FILE (a JSONL of training examples)")
+        from verireason.recipes import sft_init as recipe
+
+        run_dir = _prepare_run_dir("sft-init", composed)
         typer.echo(f"run directory: {run_dir}")
         recipe.run(to_object(composed), run_dir)
 

@@ -167,8 +167,116 @@ class AsymmetryCfg:
     from_csv: Optional[str] = None  # redraw the figure from this asymmetry.csv and exit
 
 
-SCHEMAS: dict[str, type] = {"eval": EvalCfg, "asymmetry-probe": AsymmetryCfg}
-GROUPS = ("model", "bench", "sampling", "prompt", "engine", "grader")
+@dataclass
+class AlgoCfg:
+    """Group advantages and the clipped policy-gradient loss (papers.md §1.5, §1.7; defaults are paper 1's DAPO)."""
+
+    advantage: str = "grpo"  # grpo (std-normalized) | dr_grpo (mean-centred only) | rloo (leave-one-out)
+    clip_low: float = 0.2  # PPO ratio clip below 1
+    clip_high: float = 0.28  # above 1 (DAPO clip-higher)
+    dual_clip: Optional[float] = 10.0  # dual-clip bound c for negative advantages (verl clip_ratio_c); null: off
+    loss_agg: str = "token_mean"  # token_mean (every token weighs the same) | seq_mean (every sequence does)
+    kl_coef: float = 0.0  # KL to the frozen initial policy (k3 estimator); 0 loads no reference model
+    epochs: int = 1  # passes over each step's rollouts
+    mini_batches: int = 1  # optimizer steps per pass (paper 1: 128 prompts / mini-batch 32 = 4)
+
+
+@dataclass
+class OptimCfg:
+    """AdamW with linear warmup to a constant rate (paper 1: lr 1e-6, warmup 10, weight decay 0.1, clip 1.0)."""
+
+    lr: float = 1e-6
+    weight_decay: float = 0.1
+    warmup_steps: int = 10  # optimizer steps
+    grad_clip: float = 1.0
+    micro_batch_size: int = 8  # sequences per forward/backward; gradients accumulate over a mini-batch
+
+
+@dataclass
+class RewardCfg:
+    """Rewards (papers.md §1.5): 1/0 correctness for solutions, 1/0 agreement with the label for verdicts."""
+
+    correct: float = 1.0
+    incorrect: float = 0.0
+    verify_pass_rate_scale: bool = False  # paper 1's ×min(pass_rate, 0.5) on verification rewards
+    overlong_buffer: int = 0  # DAPO soft overlong penalty over the last N tokens before max_tokens (0: off)
+    overlong_penalty: float = 1.0  # the penalty at max_tokens
+
+
+@dataclass
+class ScheduleCfg:
+    """How generation and self-verification updates interleave (papers.md §1.6)."""
+
+    name: str = "generate"  # generate | verify_only | verify_init | verify_alter | mixed
+    init_steps: int = 10  # verify_init: verify-only steps before generation training
+    interval: int = 5  # verify_alter: one verification update every `interval` steps from the buffer
+    verify_batch: Optional[int] = None  # verify_alter: verification prompts per update (default: prompts_per_step)
+
+
+@dataclass
+class TrainerCfg:
+    """The RL loop's sizes and cadence."""
+
+    max_steps: int = 1000
+    prompts_per_step: int = 128
+    group_size: int = 8  # rollouts per prompt (a GRPO group)
+    verify_group_size: int = 8  # verifications per verification prompt
+    save_every: int = 80  # checkpoint every N steps (and at the last step)
+    eval_every: int = 10  # evaluate on eval_bench every N steps (0: never); also at step 0 and the last step
+    probe_every: int = 0  # generate steps: measure self-verification on the step's balanced set every N (0: never)
+    log_rollouts: bool = True  # rollouts/step_XXXXXX.jsonl
+    device: str = "auto"  # auto | cpu | cuda (accelerate decides under `accelerate launch`)
+
+
+@dataclass
+class RLCfg:
+    """``rl-gen`` / ``rl-verify``: paper 1's RL on generation and on self-verification (papers.md §1.4-1.7)."""
+
+    model: ModelCfg = field(default_factory=ModelCfg)
+    bench: dict[str, BenchCfg] = field(default_factory=dict)  # training problems
+    eval_bench: dict[str, BenchCfg] = field(default_factory=dict)  # held-out problems for periodic evaluation
+    sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=8, temperature=1.0, top_p=1.0, max_tokens=10240))
+    eval_sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=16, temperature=0.6, top_p=0.95, max_tokens=10240))
+    prompt: PromptCfg = field(default_factory=PromptCfg)
+    engine: EngineCfg = field(default_factory=EngineCfg)
+    grader: GraderCfg = field(default_factory=lambda: GraderCfg(name="dapo_strict"))
+    algo: AlgoCfg = field(default_factory=AlgoCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    reward: RewardCfg = field(default_factory=RewardCfg)
+    schedule: ScheduleCfg = field(default_factory=ScheduleCfg)
+    trainer: TrainerCfg = field(default_factory=TrainerCfg)
+    limit: Optional[int] = None  # first N training problems
+    eval_limit: Optional[int] = None  # first N problems of each eval benchmark
+    seed: int = 0
+    data_dir: Optional[str] = None
+    out: Optional[str] = None
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class SFTCfg:
+    """``sft-init``: supervised fine-tuning with per-segment loss masks and token-level KL (papers.md §3.4)."""
+
+    model: ModelCfg = field(default_factory=ModelCfg)
+    data: str = MISSING  # JSONL: {"messages": [...]}, {"prompt", "completion"} or {"prompt", "segments"}
+    optim: OptimCfg = field(default_factory=lambda: OptimCfg(lr=5e-6, weight_decay=0.0, warmup_steps=5))
+    kl_coef: float = 0.0  # token-level full-vocabulary KL(policy || initial model) on trained tokens (S²R: 0.1)
+    epochs: int = 3
+    batch_size: int = 32  # sequences per optimizer step
+    max_length: int = 8000  # longer examples are cut (their prompt kept)
+    max_steps: Optional[int] = None  # stop early (default: epochs × batches)
+    save_every: int = 100
+    device: str = "auto"
+    seed: int = 0
+    out: Optional[str] = None
+    resume: bool = False
+    progress: bool = True
+
+
+SCHEMAS: dict[str, type] = {"eval": EvalCfg, "asymmetry-probe": AsymmetryCfg, "rl-gen": RLCfg, "rl-verify": RLCfg,
+                            "sft-init": SFTCfg}
+GROUPS = ("model", "bench", "sampling", "prompt", "engine", "grader", "preset")
 
 
 def _register() -> None:

@@ -46,9 +46,20 @@ class HFGenerator:
 
         from verireason.models import load_causal_lm, load_tokenizer
 
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        self.tokenizer = load_tokenizer(path)
-        self.model = load_causal_lm(path, dtype, self.device)
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self._bind(load_causal_lm(path, dtype, device), load_tokenizer(path), device, batch_size, max_context)
+
+    @classmethod
+    def from_model(cls, model, tokenizer, *, batch_size: int = 64, max_context: int = 4096) -> "HFGenerator":
+        """An engine over a model already in memory: RL rollouts sample from the live policy (no weight copy)."""
+        engine = cls.__new__(cls)
+        engine._bind(model, tokenizer, str(next(model.parameters()).device), batch_size, max_context)
+        return engine
+
+    def _bind(self, model, tokenizer, device: str, batch_size: int, max_context: int) -> None:
+        self.device = device
+        self.tokenizer = tokenizer
+        self.model = model
         self.batch_size = batch_size
         self.max_context = max_context
         eos = self.model.generation_config.eos_token_id
@@ -98,11 +109,12 @@ class HFGenerator:
         end = next((i for i, t in enumerate(row) if t in self.eos_ids or t == self.tokenizer.pad_token_id), None)
         tokens = len(row) if end is None else min(end + 1, len(row))
         text = self.tokenizer.decode(row[: end if end is not None else len(row)], skip_special_tokens=True)
+        ids = tuple(row[:tokens])
         cut = _cut_at_stop(text, stop) if stop else None
         if cut is not None:
-            return Completion(cut, tokens, "stop")
+            return Completion(cut, tokens, "stop", ids)
         finish = "length" if end is None and len(row) >= max_new else "stop"
-        return Completion(text, tokens, finish)
+        return Completion(text, tokens, finish, ids)
 
 
 class VLLMGenerator:
@@ -135,8 +147,8 @@ class VLLMGenerator:
                                 max_tokens=sampling.max_tokens, stop=list(sampling.stop) or None)
         requests = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
-        return [[Completion(o.text, len(o.token_ids), "length" if o.finish_reason == "length" else "stop")
-                 for o in out.outputs] for out in outputs]
+        return [[Completion(o.text, len(o.token_ids), "length" if o.finish_reason == "length" else "stop",
+                            tuple(o.token_ids)) for o in out.outputs] for out in outputs]
 
 
 ENGINES = ("auto", "hf", "vllm")

@@ -36,3 +36,51 @@ def plot_asymmetry(rows: list[dict[str, str]], path: Path, title: str = "") -> P
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+TRAINING_PANELS = (
+    ("reward", ("generate/reward", "verify/reward")),
+    ("accuracy", ("generate/accuracy", "verify/accuracy", "probe/verify_accuracy")),
+    ("response tokens", ("generate/tokens", "verify/tokens")),
+    ("held-out accuracy", ()),  # every eval/<bench>/accuracy column
+    ("loss", ("generate/loss", "verify/loss", "sft/loss")),
+    ("entropy / KL", ("generate/entropy", "verify/entropy", "generate/kl", "verify/kl", "sft/kl")),
+)
+
+
+def plot_training(rows: list[dict], path: Path, title: str = "") -> Path | None:
+    """Training curves from ``metrics.jsonl`` rows: one panel per quantity, one line per objective; panels with
+    no data are left out. Returns None when there is nothing to draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for name, keys in TRAINING_PANELS:
+        if not keys:
+            keys = tuple(sorted({k for r in rows for k in r if k.startswith("eval/") and k.endswith("/accuracy")}))
+        present = [k for k in keys if any(k in r for r in rows)]
+        if present:
+            panels.append((name, present))
+    if not panels:
+        return None
+    cols = 2 if len(panels) > 1 else 1
+    fig, axes = plt.subplots((len(panels) + cols - 1) // cols, cols, figsize=(6 * cols, 3.2 * ((len(panels) + 1) // cols)),
+                             dpi=110, squeeze=False)
+    for ax, (name, keys) in zip(axes.flat, panels):
+        for key in keys:
+            points = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
+            ax.plot([p[0] for p in points], [p[1] for p in points], "o-" if len(points) < 30 else "-",
+                    markersize=3, label=key)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

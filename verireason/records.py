@@ -39,11 +39,13 @@ class Completion:
         text: the generated text, cut before any stop string or end-of-sequence token.
         tokens: number of generated tokens (the end-of-sequence token included when one was produced).
         finish_reason: ``"stop"`` (EOS or a stop string) or ``"length"`` (hit ``max_tokens``).
+        token_ids: the generated token ids (EOS included when produced): what RL trains on, never re-tokenized.
     """
 
     text: str
     tokens: int
     finish_reason: str
+    token_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,3 +148,27 @@ class Chain:
     @property
     def tokens(self) -> int:
         return sum(r.tokens + r.verify_tokens for r in self.rounds)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One trainable sequence for RL: a prompt and the policy's completion, scored.
+
+    Attributes:
+        objective: ``"generate"`` (a solution; reward = correctness) or ``"verify"`` (a Yes/No judgement of the
+            policy's own answer; reward = agreement with the grader's label), papers.md §1.5.
+        group: the GRPO group key: rollouts sampled from the same prompt share it.
+        prompt_ids / completion_ids: token ids exactly as sampled (the loss is taken on ``completion_ids`` only).
+        reward: the scalar reward.
+        meta: per-objective details for logs (``correct``, ``label``, ``claimed``, ``extracted``, ``problem_id``).
+    """
+
+    objective: str
+    group: str
+    prompt: str
+    completion: str
+    prompt_ids: tuple[int, ...]
+    completion_ids: tuple[int, ...]
+    reward: float
+    finish_reason: str
+    meta: dict[str, Any] = field(default_factory=dict)

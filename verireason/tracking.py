@@ -21,7 +21,8 @@ from verireason.records import Chain, Round, Sample
 
 RESULTS_DIR = Path("results")
 # Keys whose change would make resumed samples incomparable with the ones already on disk.
-RESUME_KEYS = ("model", "sampling", "prompt", "grader", "protocol", "verify", "verifier", "samples")
+RESUME_KEYS = ("model", "sampling", "prompt", "grader", "protocol", "verify", "verifier", "samples", "algo", "reward",
+               "schedule", "data", "kl_coef")
 
 
 def new_run_dir(command: str, label: str) -> Path:
@@ -128,3 +129,47 @@ def mean_row(summary: dict[str, dict], keys: Sequence[str]) -> dict[str, float]:
     """The unweighted mean over benchmarks (the papers' "Avg" column) of the given metrics."""
     rows = list(summary.values())
     return {k: sum(r[k] for r in rows) / len(rows) for k in keys if all(k in r for r in rows)}
+
+
+class RunLog:
+    """Training logs of a run, written by the main process only: ``metrics.jsonl`` (one line per step) and
+    ``rollouts/step_XXXXXX.jsonl`` (every rollout of the step). ``truncate_after(step)`` drops what a resumed run
+    will redo, so no step is logged twice."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.run_dir = run_dir
+        self.enabled = enabled
+        self.metrics_path = run_dir / "metrics.jsonl"
+
+    def log(self, step: int, metrics: dict) -> None:
+        if self.enabled:
+            with self.metrics_path.open("a", encoding="utf-8") as handle:
+                clean = {k: None if isinstance(v, float) and v != v else v for k, v in metrics.items()}  # NaN → null
+                handle.write(json.dumps({"step": step, **clean}) + "\n")
+
+    def rollouts(self, step: int, records: Iterable) -> None:
+        if self.enabled:
+            (self.run_dir / "rollouts").mkdir(exist_ok=True)
+            RecordLog(self.run_dir / "rollouts" / f"step_{step:06d}.jsonl").append(records)
+
+    def truncate_after(self, step: int) -> None:
+        if not self.enabled:
+            return
+        rows = [r for r in read_metrics(self.metrics_path) if r["step"] <= step]
+        self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        for path in (self.run_dir / "rollouts").glob("step_*.jsonl"):
+            if int(path.stem.split("_")[1]) > step:
+                path.unlink()
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The lines of a ``metrics.jsonl`` (a line cut off by a kill is skipped)."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows

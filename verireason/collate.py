@@ -1,0 +1,63 @@
+"""The only text-to-tensor boundary of training: token-id sequences with per-token loss flags → a ``TrainBatch``.
+
+Sequences are *left*-padded so every completion ends at the last position: the logits of the last ``C + 1``
+positions (``C`` = longest completion) then cover every trained token, and the model skips the vocabulary
+projection for all prompt positions (``logits_to_keep``), which for verification prompts (long question, short
+verdict) is most of the sequence. Position ids are counted from each row's first real token, as ``generate``
+counts them, so training log-probs match sampling log-probs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+
+from verireason.records import Rollout
+
+
+@dataclass
+class TrainBatch:
+    """One micro-batch. B sequences, T = longest prompt + completion, C = longest completion."""
+
+    input_ids: torch.Tensor  # [B, T] left-padded prompt + completion
+    attention_mask: torch.Tensor  # [B, T] 1 on real tokens
+    position_ids: torch.Tensor  # [B, T] 0 at each row's first real token
+    targets: torch.Tensor  # [B, C] = input_ids[:, T - C:], the tokens the last C positions predict
+    loss_mask: torch.Tensor  # [B, C] float, 1 where a target token is trained
+    advantages: torch.Tensor  # [B] float, 0 for supervised batches
+
+    def to(self, device) -> "TrainBatch":
+        return TrainBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    @property
+    def keep(self) -> int:
+        """Positions whose logits are needed: C + 1 (the last one predicts past the end and is dropped)."""
+        return self.targets.shape[1] + 1
+
+
+def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
+         trained: Sequence[Sequence[bool]], advantages: Sequence[float], pad_id: int) -> TrainBatch:
+    """A batch from prompt ids, completion ids and per-completion-token loss flags (``trained[i]`` has the length
+    of ``completions[i]``; prompt tokens are never trained)."""
+    rows = [list(p) + list(c) for p, c in zip(prompts, completions)]
+    width = max(len(r) for r in rows)
+    span = max(max(len(c) for c in completions), 1)
+    input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows])  # [B, T]
+    attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])  # [B, T]
+    flags = [[False] * (span - len(f)) + list(f) for f in trained]  # completion flags, left-padded to C
+    return TrainBatch(
+        input_ids=input_ids,
+        attention_mask=attention,
+        position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
+        targets=input_ids[:, width - span:],
+        loss_mask=torch.tensor(flags, dtype=torch.float32),
+        advantages=torch.tensor(list(advantages), dtype=torch.float32),
+    )
+
+
+def rollouts_to_batch(rollouts: Sequence[Rollout], advantages: Sequence[float], pad_id: int) -> TrainBatch:
+    """RL batch: every completion token is trained, no prompt token is."""
+    return pack([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
+                [[True] * len(r.completion_ids) for r in rollouts], advantages, pad_id)

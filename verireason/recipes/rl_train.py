@@ -1,0 +1,137 @@
+"""``verireason rl-gen`` and ``verireason rl-verify``: paper 1's RL on generation and on self-verification.
+
+Learning to Self-Verify (papers.md §1.4-1.7). Both commands wire the same pieces and differ only in the
+schedule: ``rl-gen`` trains generation (``schedule=generate``); ``rl-verify`` trains self-verification
+(``verify_only``, the default) or combines both objectives (``verify_init``, ``verify_alter``, ``mixed``). Per step:
+rollouts from the live policy → rewards → group advantages → clipped policy-gradient update, phases timed.
+
+Writes ``results/<command>/<run>/``: ``config.yaml``, ``metrics.jsonl``, ``rollouts/step_*.jsonl``,
+``eval/step_*.jsonl`` (held-out samples), ``checkpoints/step_*/`` (``save_pretrained`` + optimizer, scheduler,
+RNG) and ``training.png``. ``--resume`` restarts from the last checkpoint without losing or repeating a step.
+
+Run: ``verireason rl-verify --model smollm2-135m --bench arith preset=cpu_small schedule.name=verify_alter``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from verireason.checkpoint import latest_checkpoint
+from verireason.config import RLCfg
+from verireason.data import load_problems
+from verireason.errors import UserError
+from verireason.grading import Grader
+from verireason.metrics import summarize
+from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
+from verireason.plotting import plot_training
+from verireason.prompts import chat_text, solve_messages
+from verireason.records import Problem, Sample
+from verireason.rollouts import Objectives
+from verireason.schedules import SCHEDULES, Schedule
+from verireason.tracking import RecordLog, RunLog, read_metrics
+from verireason.trainer import Learner, build_accelerator, rl_loop
+
+COMMAND_SCHEDULES = {"rl-gen": ("generate",), "rl-verify": tuple(SCHEDULES)}
+
+
+def check(cfg: RLCfg, command: str) -> None:
+    """Reject settings the loop cannot run, before anything is loaded."""
+    valid = COMMAND_SCHEDULES[command]
+    if cfg.schedule.name not in valid:
+        hint = " (verification schedules are rl-verify's)" if command == "rl-gen" else ""
+        raise UserError(f"{command}: unknown schedule.name={cfg.schedule.name!r}; valid: {', '.join(valid)}{hint}")
+    if not cfg.bench:
+        raise UserError("no training benchmark: pass --bench (e.g. arith, math_train, dapo_math_17k)")
+    for key, value in (("trainer.prompts_per_step", cfg.trainer.prompts_per_step),
+                       ("trainer.group_size", cfg.trainer.group_size), ("trainer.save_every", cfg.trainer.save_every),
+                       ("optim.micro_batch_size", cfg.optim.micro_batch_size), ("algo.mini_batches", cfg.algo.mini_batches)):
+        if value < 1:
+            raise UserError(f"{key}={value}; it must be at least 1")
+
+
+def _problems(benches: dict, data_dir: str | None, limit: int | None) -> list[tuple[str, Problem]]:
+    return [(name, p) for name, bench in benches.items() for p in load_problems(name, bench, data_dir, limit)]
+
+
+def build_learner(cfg: RLCfg, path: str, accelerator) -> Learner:
+    device = str(accelerator.device)
+    dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype  # fp32 master weights; AMP via accelerate
+    policy = load_causal_lm(path, dtype, device).train()
+    ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if cfg.algo.kl_coef else None
+    return Learner(accelerator, policy, load_tokenizer(path), ref_model=ref, **asdict(cfg.optim),
+                   **asdict(cfg.algo), gen_batch_size=cfg.engine.batch_size, max_context=cfg.model.max_context)
+
+
+def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
+    """Train into ``run_dir``; returns the last checkpoint."""
+    check(cfg, command)
+    accelerator = build_accelerator(cfg.trainer.device)
+    main = accelerator.is_main_process
+    run_dir.mkdir(parents=True, exist_ok=True)
+    problems = _problems(cfg.bench, cfg.data_dir, cfg.limit)
+    held_out = _problems(cfg.eval_bench, cfg.data_dir, cfg.eval_limit)
+    resume_from = latest_checkpoint(run_dir) if cfg.resume else None
+    learner = build_learner(cfg, str(resume_from or resolve_model_path(cfg.model)), accelerator)
+    log = RunLog(run_dir, enabled=main)
+    schedule = Schedule(cfg.schedule.name, cfg.schedule.init_steps, cfg.schedule.interval, cfg.schedule.verify_batch,
+                        cfg.trainer.probe_every)
+    start = 0
+    if resume_from is not None:
+        state = learner.load(resume_from)
+        start = state["step"]
+        schedule.load_state(state)
+        log.truncate_after(start)
+        if main:
+            print(f"resuming {run_dir} from {resume_from.name}", flush=True)
+    elif main:
+        log.truncate_after(-1)  # a fresh run starts with empty logs
+    grader = Grader(cfg.grader.name, cfg.grader.timeout_s)
+    reward = {"correct_value": cfg.reward.correct, "incorrect_value": cfg.reward.incorrect,
+              "overlong_buffer": cfg.reward.overlong_buffer, "overlong_penalty": cfg.reward.overlong_penalty}
+    objectives = Objectives(
+        learner=learner, problems=problems, prompt=cfg.prompt, system=cfg.model.system_prompt,
+        sampling=replace(cfg.sampling, n=cfg.trainer.group_size),
+        verify_sampling=replace(cfg.sampling, n=cfg.trainer.verify_group_size), grader=grader,
+        prompts_per_step=cfg.trainer.prompts_per_step, seed=cfg.seed, reward=reward,
+        pass_rate_scale=cfg.reward.verify_pass_rate_scale,
+        on_rollouts=(lambda step, rollouts: log.rollouts(step, rollouts)) if cfg.trainer.log_rollouts else
+        (lambda step, rollouts: None))
+    draw = lambda: main and plot_training(read_metrics(log.metrics_path), run_dir / "training.png",  # noqa: E731
+                                          f"{command} {cfg.schedule.name}: {cfg.model.name}")
+    try:
+        rl_loop(lambda step, timer: schedule.step(objectives, step, timer),
+                learner=learner, run_log=log, start_step=start, max_steps=cfg.trainer.max_steps,
+                save_every=cfg.trainer.save_every, eval_every=cfg.trainer.eval_every if held_out else 0,
+                eval_fn=lambda step: evaluate(learner, held_out, cfg, grader, run_dir, step, main),
+                state_fn=schedule.state, run_dir=run_dir, on_save=draw, progress=cfg.progress)
+    finally:
+        grader.close()
+    if main:
+        print(f"results are in {run_dir}")
+    return latest_checkpoint(run_dir)
+
+
+def evaluate(learner: Learner, problems: list[tuple[str, Problem]], cfg: RLCfg, grader: Grader, run_dir: Path,
+             step: int, main: bool) -> dict[str, float]:
+    """Held-out accuracy of the live policy (the papers validate every 10 steps): ``eval/<bench>/accuracy`` and
+    ``eval/<bench>/tokens``; the graded samples go to ``eval/step_XXXXXX.jsonl``."""
+    rank, world = learner.accelerator.process_index, learner.accelerator.num_processes
+    mine = problems[rank::world]  # generation needs no collective, so shares may differ in size
+    texts = [chat_text(learner.tokenizer, solve_messages(p, cfg.prompt, cfg.model.system_prompt)) for _, p in mine]
+    outputs = learner.generate(texts, cfg.eval_sampling, cfg.seed + 15_485_863)
+    flat = [(b, p, t, k, c) for (b, p), t, cs in zip(mine, texts, outputs) for k, c in enumerate(cs)]
+    grades = grader.grade_many([(c.text, p.answer) for _, p, _, _, c in flat])
+    samples = learner.gather([Sample(bench=b, problem_id=p.id, sample_index=k, prompt=t, completion=c.text,
+                                     extracted=g.extracted, correct=g.correct, formatted=g.formatted, tokens=c.tokens,
+                                     finish_reason=c.finish_reason, gold=p.answer, level=p.level, problem=p.problem)
+                              for (b, p, t, k, c), g in zip(flat, grades)])
+    if main:
+        (run_dir / "eval").mkdir(exist_ok=True)
+        RecordLog(run_dir / "eval" / f"step_{step:06d}.jsonl").append(samples)
+    metrics = {}
+    for bench in dict.fromkeys(s.bench for s in samples):
+        summary = summarize([s for s in samples if s.bench == bench])
+        metrics[f"eval/{bench}/accuracy"] = summary["accuracy"]
+        metrics[f"eval/{bench}/tokens"] = summary["mean_tokens"]
+    return metrics

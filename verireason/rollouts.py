@@ -1,0 +1,148 @@
+"""Paper 1's two RL objectives as rollout makers over the live policy (papers.md §1.4-1.6).
+
+``Objectives`` holds everything a step needs (policy, training problems, prompts, sampling, grader, rewards) and
+offers the four moves every schedule is made of:
+
+* ``solve(step)``: sample ``group_size`` solutions for the step's prompts, grade them, reward them;
+* ``balanced(samples, step)``: the balanced on-policy verification set of §1.4 from those graded samples;
+* ``verify(pairs, step)``: sample ``verify_group_size`` answer-only verifications per pair, reward agreement with
+  the grader's label;
+* ``update(objective, rollouts, step)``: one policy update on them, logged under the objective's prefix.
+
+Every process works on its share of the prompts; graded samples and verification outcomes are gathered, so every
+process builds the same verification set and the logged metrics cover the whole step.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from verireason.balance import balanced_verification_set
+from verireason.config import PromptCfg, SamplingCfg
+from verireason.grading import Grader
+from verireason.metrics import verification_metrics
+from verireason.prompts import chat_text, parse_verdict, solve_messages, verify_messages
+from verireason.records import Problem, Rollout, Sample
+from verireason.rewards import solve_reward, verify_reward
+from verireason.trainer import Learner, Timer
+
+
+def step_problems(problems: Sequence[tuple[str, Problem]], step: int, size: int, seed: int) -> list[tuple[str, Problem]]:
+    """The ``size`` prompts of ``step`` (1-based): epochs of seeded permutations, read in order, so any step's
+    batch is known without replaying earlier ones (what resume needs)."""
+    out = []
+    for i in range((step - 1) * size, step * size):
+        epoch, offset = divmod(i, len(problems))
+        order = list(range(len(problems)))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        out.append(problems[order[offset]])
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+@dataclass
+class SolveBatch:
+    rollouts: list[Rollout]  # this process's rollouts (what it trains on)
+    samples: list[Sample]  # every process's graded samples (what the verification set is built from)
+    metrics: dict[str, float]
+
+
+@dataclass
+class Objectives:
+    learner: Learner
+    problems: list[tuple[str, Problem]]
+    prompt: PromptCfg
+    system: str | None
+    sampling: SamplingCfg  # n = rollouts per prompt
+    verify_sampling: SamplingCfg  # n = verifications per verification prompt
+    grader: Grader
+    prompts_per_step: int
+    seed: int = 0
+    reward: dict | None = None  # solve_reward keyword arguments
+    pass_rate_scale: bool = False
+    on_rollouts: Callable[[int, list[Rollout]], None] = lambda step, rollouts: None
+
+    def solve(self, step: int, timer: Timer) -> SolveBatch:
+        """Generation rollouts for the step's prompts (1.4 step 1)."""
+        mine = self.learner.shard(step_problems(self.problems, step, self.prompts_per_step, self.seed))
+        tok = self.learner.tokenizer
+        texts = [chat_text(tok, solve_messages(p, self.prompt, self.system)) for _, p in mine]
+        with timer.phase("gen"):
+            outputs = self.learner.generate(texts, self.sampling, self.seed * 7_919 + step * 104_729)
+        pairs = [(bench, p, text, k, c) for (bench, p), text, cs in zip(mine, texts, outputs) for k, c in enumerate(cs)]
+        with timer.phase("grade"):
+            grades = self.grader.grade_many([(c.text, p.answer) for _, p, _, _, c in pairs])
+        rates: dict[str, list[bool]] = {}
+        for (_, p, _, _, _), g in zip(pairs, grades):  # a prompt's group lives on one process: its pass rate is local
+            rates.setdefault(p.id, []).append(g.correct)
+        samples, rollouts = [], []
+        for (bench, p, text, k, c), g in zip(pairs, grades):
+            samples.append(Sample(bench=bench, problem_id=p.id, sample_index=k, prompt=text, completion=c.text,
+                                  extracted=g.extracted, correct=g.correct, formatted=g.formatted, tokens=c.tokens,
+                                  finish_reason=c.finish_reason, gold=p.answer, level=p.level, problem=p.problem,
+                                  meta={"pass_rate": _mean(rates[p.id])}))
+            reward = solve_reward(g.correct, c.tokens, self.sampling.max_tokens, **(self.reward or {}))
+            rollouts.append(Rollout("generate", f"{p.id}", text, c.text, tuple(tok(text, add_special_tokens=False)["input_ids"]),
+                                    c.token_ids, reward, c.finish_reason,
+                                    {"problem_id": p.id, "correct": g.correct, "extracted": g.extracted}))
+        everything = self.learner.gather(samples)
+        rewards = self.learner.gather([r.reward for r in rollouts])
+        metrics = {"generate/reward": _mean(rewards), "generate/accuracy": _mean([s.correct for s in everything]),
+                   "generate/tokens": _mean([s.tokens for s in everything]),
+                   "generate/truncated": _mean([s.finish_reason == "length" for s in everything]),
+                   "generate/boxed": _mean([s.formatted for s in everything])}
+        return SolveBatch(rollouts, everything, metrics)
+
+    def balanced(self, samples: Sequence[Sample], step: int) -> list[tuple[Sample, bool]]:
+        """§1.4 steps 2-5 on every process's samples, with the same seeded choices on every process."""
+        groups: dict[tuple[str, str], list[Sample]] = {}
+        for s in samples:
+            groups.setdefault((s.bench, s.problem_id), []).append(s)
+        return balanced_verification_set(list(groups.values()), random.Random(self.seed * 1_000_003 + step))
+
+    def verify(self, pairs: Sequence[tuple[Sample, bool]], step: int, timer: Timer,
+               prefix: str = "verify") -> tuple[list[Rollout], dict[str, float]]:
+        """Verification rollouts for ``pairs`` (§1.4 step 6) and their metrics under ``prefix``."""
+        mine = self.learner.shard(list(enumerate(pairs)))
+        tok = self.learner.tokenizer
+        texts = [chat_text(tok, verify_messages(_problem(s), s.completion, self.prompt, self.system)) for _, (s, _) in mine]
+        with timer.phase("gen"):
+            outputs = self.learner.generate(texts, self.verify_sampling, self.seed * 7_919 + step * 104_729 + 1)
+        rollouts, outcomes = [], []
+        for (i, (s, label)), text, completions in zip(mine, texts, outputs):
+            ids = tuple(tok(text, add_special_tokens=False)["input_ids"])
+            rate = s.meta.get("pass_rate") if self.pass_rate_scale else None
+            for c in completions:
+                claimed = parse_verdict(c.text, self.prompt.verdict)
+                rollouts.append(Rollout("verify", f"verify-{step}-{i}", text, c.text, ids, c.token_ids,
+                                        verify_reward(claimed, label, rate), c.finish_reason,
+                                        {"problem_id": s.problem_id, "label": label, "claimed": claimed}))
+                outcomes.append((claimed, label, c.tokens, rollouts[-1].reward))
+        outcomes = self.learner.gather(outcomes)
+        confusion = verification_metrics([(claimed, label) for claimed, label, _, _ in outcomes])
+        metrics = {f"{prefix}/reward": _mean([o[3] for o in outcomes]), f"{prefix}/prompts": len(pairs),
+                   f"{prefix}/accuracy": confusion["verify_accuracy"] if outcomes else 0.0,
+                   f"{prefix}/balanced_accuracy": confusion.get("verify_balanced_accuracy") if outcomes else None,
+                   f"{prefix}/unparseable": confusion.get("unparseable", 0.0) if outcomes else 0.0,
+                   f"{prefix}/tokens": _mean([o[2] for o in outcomes])}
+        return rollouts, metrics
+
+    def update(self, objective: str, rollouts: list[Rollout], step: int, timer: Timer) -> dict[str, float]:
+        """One policy update on ``rollouts``, its statistics under ``objective/``; the rollouts are logged."""
+        self.on_rollouts(step, self.learner.gather(rollouts))
+        if not any(self.learner.gather([len(rollouts)])):  # e.g. every group all-wrong: nothing to verify
+            return {f"{objective}/skipped": 1.0}
+        with timer.phase(f"update_{objective}"):
+            stats = self.learner.update(rollouts, seed=self.seed * 7_919 + step)
+        return {f"{objective}/{k}": v for k, v in stats.items()}
+
+
+def _problem(s: Sample) -> Problem:
+    return Problem(id=s.problem_id, problem=s.problem, answer=s.gold, source=s.bench, level=s.level)
+
+

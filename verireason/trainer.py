@@ -1,0 +1,302 @@
+"""The training engine: a ``Learner`` (policy, optimizer, rollout engine, one ``update``) and the two loops.
+
+* ``Learner.update(rollouts)``: group advantages → mini-batches → clipped policy-gradient loss → AdamW step,
+  with gradient accumulation over micro-batches (papers.md §1.5, §1.7).
+* ``rl_loop``: steps of ``step_fn`` (a schedule: rollouts and updates), then evaluation, logging and
+  checkpoints on their cadences; every phase is timed and logged as ``time/<phase>``.
+* ``sft_loop``: masked supervised updates with an optional KL to the initial model (papers.md §3.4).
+
+Distribution goes through ``accelerate``: the same code runs on one CPU, one GPU, or many GPUs/nodes under
+``accelerate launch`` (DDP, FSDP, DeepSpeed ZeRO-3; configs in ``conf/accelerate/``). Each process samples and
+trains on its share of the prompts; graded results are gathered so every process builds the same verification
+set. Rollouts come from the live policy through ``HFGenerator.from_model``; a vLLM engine with weight pushes
+would replace ``Learner.generate`` only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+import torch
+
+from verireason.advantages import group_advantages
+from verireason.checkpoint import load_training_state, save_checkpoint
+from verireason.collate import TrainBatch, rollouts_to_batch
+from verireason.config import SamplingCfg
+from verireason.generation import HFGenerator
+from verireason.losses import forward_logits, pg_loss, sft_loss, token_entropy, token_logprobs
+from verireason.protocols import generate_batched
+from verireason.records import Completion, Rollout
+
+
+class Timer:
+    """Seconds per named phase, accumulated until ``pop``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+    def pop(self) -> dict[str, float]:
+        out = {f"time/{k}": round(v, 3) for k, v in self.seconds.items()}
+        self.seconds.clear()
+        return out
+
+
+def build_accelerator(device: str = "auto"):
+    """An ``Accelerator``; on a machine without CUDA (or with device=cpu) it runs on CPU (gloo when distributed)."""
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
+
+
+def chunks(items: Sequence, size: int) -> list:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _split(items: list, parts: int) -> list[list]:
+    """``items`` in ``parts`` contiguous, nearly equal pieces."""
+    bounds = [round(i * len(items) / parts) for i in range(parts + 1)]
+    return [items[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def _pad_left(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
+    """Per-rollout 1-D tensors left-padded with zeros to ``width``: [B, width]."""
+    return torch.stack([torch.cat([torch.zeros(width - len(r)), r]) for r in rows])
+
+
+class Learner:
+    """The policy being trained, its optimizer and LR schedule, and its rollout engine."""
+
+    def __init__(self, accelerator, model, tokenizer, *, ref_model=None, lr: float, weight_decay: float,
+                 warmup_steps: int, grad_clip: float, micro_batch_size: int, advantage: str = "grpo",
+                 clip_low: float = 0.2, clip_high: float = 0.28, dual_clip: float | None = None,
+                 loss_agg: str = "token_mean", kl_coef: float = 0.0, epochs: int = 1, mini_batches: int = 1,
+                 gen_batch_size: int = 64, max_context: int = 4096):
+        self.accelerator = accelerator
+        self.tokenizer = tokenizer
+        self.ref_model = ref_model.to(accelerator.device).eval() if ref_model is not None else None
+        self.hyper = dict(clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, agg=loss_agg, kl_coef=kl_coef)
+        self.advantage, self.epochs, self.mini_batches = advantage, epochs, mini_batches
+        self.micro_batch_size, self.grad_clip = micro_batch_size, grad_clip
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        # The scheduler is not passed through prepare(): accelerate would step it once per process.
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.scheduler = self._new_scheduler()
+        self.gen_batch_size, self.max_context = gen_batch_size, max_context
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def _new_scheduler(self):
+        warmup = self.warmup_steps
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+
+    def restart_optimizer(self) -> None:
+        """A fresh AdamW state and warmup, as when a new training stage starts from a checkpoint (verify-init)."""
+        self.optimizer.state.clear()
+        self.scheduler = self._new_scheduler()
+
+    # --- rollouts -----------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _generation_model(self) -> Iterator[torch.nn.Module]:
+        """The full, unwrapped policy in eval mode; FSDP and ZeRO-3 gather their shards for the duration."""
+        from accelerate.utils import DistributedType
+
+        kind = self.accelerator.distributed_type
+        if kind == DistributedType.FSDP:
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            gather = FSDP.summon_full_params(self.model, writeback=False, recurse=True)
+        elif kind == DistributedType.DEEPSPEED:
+            import deepspeed
+
+            gather = deepspeed.zero.GatheredParameters(list(self.model.parameters()), modifier_rank=None)
+        else:
+            gather = nullcontext()
+        model = self.accelerator.unwrap_model(self.model)
+        with gather:
+            model.eval()
+            try:
+                yield model
+            finally:
+                model.train()
+
+    def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int) -> list[list[Completion]]:
+        """``sampling.n`` completions per prompt from the current policy (this process's prompts only)."""
+        if not prompts:
+            return []
+        with self._generation_model() as model:
+            engine = HFGenerator.from_model(model, self.tokenizer, batch_size=self.gen_batch_size,
+                                            max_context=self.max_context)
+            return generate_batched(engine, prompts, sampling, seed)
+
+    def shard(self, items: Sequence) -> list:
+        """This process's share of ``items`` (every process gets the same count; a remainder is dropped)."""
+        world = self.accelerator.num_processes
+        usable = len(items) - len(items) % world
+        return list(items[self.accelerator.process_index : usable : world])
+
+    def gather(self, items: list) -> list:
+        """Every process's ``items``, concatenated in process order (a collective)."""
+        if self.accelerator.num_processes == 1:
+            return items
+        from accelerate.utils import gather_object
+
+        return gather_object(items)
+
+    # --- updates ------------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _logprobs(self, model, rollouts: Sequence[Rollout]) -> list[torch.Tensor]:
+        """Per-rollout completion log-probs under ``model`` (no gradient), for PPO's old policy or the reference."""
+        out = []
+        for chunk in chunks(list(rollouts), self.micro_batch_size):
+            batch = rollouts_to_batch(chunk, [0.0] * len(chunk), self.pad_id).to(self.accelerator.device)
+            logp = token_logprobs(forward_logits(model, batch), batch.targets).float().cpu()
+            out += [row[len(row) - len(r.completion_ids):] for row, r in zip(logp, chunk)]
+        return out
+
+    def update(self, rollouts: Sequence[Rollout], seed: int = 0) -> dict[str, float]:
+        """One policy update on this process's rollouts: ``epochs`` × ``mini_batches`` optimizer steps."""
+        rollouts = list(rollouts)
+        adv = group_advantages([r.reward for r in rollouts], [r.group for r in rollouts], self.advantage).tolist()
+        old = self._logprobs(self.model, rollouts) if self.epochs * self.mini_batches > 1 else None
+        ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None and self.hyper["kl_coef"] else None
+        order = torch.Generator().manual_seed(seed)
+        stats: dict[str, float] = defaultdict(float)
+        for _ in range(self.epochs):
+            perm = torch.randperm(len(rollouts), generator=order).tolist() if self.mini_batches > 1 else list(range(len(rollouts)))
+            for mini in _split(perm, self.mini_batches):
+                for key, value in self._optimizer_step(rollouts, adv, mini, old, ref).items():
+                    stats[key] += value
+        steps = max(stats.pop("optimizer_steps", 1), 1)
+        tokens = stats.pop("tokens", 0)
+        out = {k: v / steps for k, v in stats.items()}
+        out.update(trained_tokens=tokens / self.epochs, lr=self.scheduler.get_last_lr()[0],
+                   zero_adv_frac=sum(a == 0 for a in adv) / max(len(adv), 1))
+        return out
+
+    def _optimizer_step(self, rollouts, adv, indices, old, ref) -> dict[str, float]:
+        """Accumulate the mini-batch ``indices`` over micro-batches, then clip and step."""
+        indices = sorted(indices, key=lambda i: -(len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids)))
+        micro = chunks(indices, self.micro_batch_size)
+        tokens = sum(len(rollouts[i].completion_ids) for i in indices)
+        denom = tokens if self.hyper["agg"] == "token_mean" else len(indices)
+        totals: dict[str, float] = defaultdict(float)
+        for k, chunk in enumerate(micro):
+            batch = rollouts_to_batch([rollouts[i] for i in chunk], [adv[i] for i in chunk], self.pad_id)
+            batch = batch.to(self.accelerator.device)
+            sync = nullcontext() if k == len(micro) - 1 else self.accelerator.no_sync(self.model)
+            with sync:
+                logits = forward_logits(self.model, batch)  # [B, C, V]
+                logp = token_logprobs(logits, batch.targets)  # [B, C]
+                width = logp.shape[1]
+                old_logp = _pad_left([old[i] for i in chunk], width).to(logp) if old else logp.detach()
+                ref_logp = _pad_left([ref[i] for i in chunk], width).to(logp) if ref else None
+                loss, s = pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, denom=denom, ref_logp=ref_logp,
+                                  **self.hyper)
+                self.accelerator.backward(loss)
+            share = float(batch.loss_mask.sum()) / max(tokens, 1)
+            totals["loss"] += loss.item()
+            for key in ("clip_frac", "kl"):
+                totals[key] += s[key] * share
+            totals["entropy"] += float((token_entropy(logits) * batch.loss_mask).sum()) / max(tokens, 1)
+        return {**totals, **self._apply(), "tokens": tokens, "optimizer_steps": 1}
+
+    def _apply(self) -> dict[str, float]:
+        norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"grad_norm": float(norm)}
+
+    # --- supervised ---------------------------------------------------------------------------------------------
+
+    def sft_update(self, batches: Sequence[TrainBatch], kl_coef: float = 0.0) -> dict[str, float]:
+        """One optimizer step over micro-batches of a supervised batch (token-mean over all trained tokens)."""
+        tokens = sum(float(b.loss_mask.sum()) for b in batches)
+        totals: dict[str, float] = defaultdict(float)
+        for k, batch in enumerate(batches):
+            batch = batch.to(self.accelerator.device)
+            sync = nullcontext() if k == len(batches) - 1 else self.accelerator.no_sync(self.model)
+            with sync:
+                logits = forward_logits(self.model, batch)
+                ref_logits = None
+                if self.ref_model is not None and kl_coef:
+                    with torch.no_grad():
+                        ref_logits = forward_logits(self.ref_model, batch)
+                loss, s = sft_loss(logits, batch.targets, batch.loss_mask, ref_logits=ref_logits, kl_coef=kl_coef,
+                                   denom=max(tokens, 1))
+                self.accelerator.backward(loss)
+            share = float(batch.loss_mask.sum()) / max(tokens, 1)
+            totals["loss"] += loss.item()
+            for key, value in s.items():
+                totals[key] += value * share
+        return {**totals, **self._apply(), "trained_tokens": tokens, "lr": self.scheduler.get_last_lr()[0]}
+
+    # --- checkpoints --------------------------------------------------------------------------------------------
+
+    def save(self, run_dir: Path, step: int, state: dict) -> Path:
+        return save_checkpoint(self.accelerator, self.model, self.tokenizer, self.optimizer, self.scheduler,
+                               run_dir, step, state)
+
+    def load(self, ckpt: Path) -> dict:
+        return load_training_state(ckpt, self.accelerator, self.optimizer, self.scheduler)
+
+
+def rl_loop(step_fn: Callable[[int, Timer], dict], *, learner: Learner, run_log, start_step: int, max_steps: int,
+            save_every: int, eval_every: int, eval_fn: Callable[[int], dict], state_fn: Callable[[], dict],
+            run_dir: Path, on_save: Callable[[], None] = lambda: None, progress: bool = True) -> None:
+    """Steps ``start_step + 1 … max_steps``: ``step_fn`` (rollouts and updates), evaluation every ``eval_every``
+    steps (and at step 0 of a fresh run and at the end), a line of ``metrics.jsonl`` per step, and a checkpoint
+    every ``save_every`` steps and at the end."""
+    from tqdm import tqdm
+
+    timer = Timer()
+    if start_step == 0 and eval_every:
+        with timer.phase("eval"):
+            run_log.log(0, {**eval_fn(0), **timer.pop()})
+    bar = tqdm(range(start_step + 1, max_steps + 1), initial=start_step, total=max_steps, desc="train",
+               disable=not (progress and learner.accelerator.is_main_process), unit="step")
+    for step in bar:
+        start = time.perf_counter()
+        metrics = step_fn(step, timer)
+        if eval_every and (step % eval_every == 0 or step == max_steps):
+            with timer.phase("eval"):
+                metrics.update(eval_fn(step))
+        metrics.update(timer.pop(), **{"time/step": round(time.perf_counter() - start, 3)})
+        run_log.log(step, metrics)  # before the checkpoint: resume drops lines past the checkpoint it starts from
+        if step % save_every == 0 or step == max_steps:
+            with timer.phase("save"):  # counted in the next step's line
+                learner.save(run_dir, step, state_fn())
+            on_save()
+        bar.set_postfix({k.split("/", 1)[1]: f"{v:.3f}" for k, v in metrics.items()
+                         if k in ("generate/reward", "verify/accuracy")})
+    bar.close()
+
+
+def sft_batches(total: int, batch_size: int, epochs: int, seed: int) -> list[list[int]]:
+    """Example indices per optimizer step: a fresh seeded permutation per epoch, cut into batches."""
+    gen = torch.Generator().manual_seed(seed)
+    steps: list[list[int]] = []
+    for _ in range(epochs):
+        perm = torch.randperm(total, generator=gen).tolist()
+        steps += [perm[i : i + batch_size] for i in range(0, total, batch_size)]
+    return steps
+
+
+def sft_steps(total: int, batch_size: int, epochs: int, max_steps: int | None) -> int:
+    n = epochs * math.ceil(total / batch_size)
+    return min(n, max_steps) if max_steps else n
