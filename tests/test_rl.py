@@ -152,3 +152,28 @@ def test_two_processes_over_gloo(primed_model_dir, toy_dir, tmp_path):
     verify_prompts = rows[1]["verify/prompts"]
     assert len(rollouts) == (verify_prompts - verify_prompts % 2) * 2  # both processes' verifications, gathered
     assert (run / "checkpoints" / "step_000002" / "rank1.pt").is_file()
+
+
+def test_skipping_zero_advantage_rollouts_changes_nothing(primed_model_dir):
+    """Leaving out all-equal groups' rollouts (exactly zero gradient) gives the same update as running them."""
+    from verireason.models import load_causal_lm, load_tokenizer
+    from verireason.records import Rollout
+    from verireason.trainer import Learner, build_accelerator
+
+    def rollout(group, completion, reward):
+        return Rollout("generate", group, "", "", (3, 70, 71), tuple(completion), reward, "stop")
+
+    rollouts = [rollout("a", [80, 2], 1.0), rollout("a", [81, 82, 2], 0.0), rollout("b", [83, 2], 1.0),
+                rollout("b", [84, 85, 86, 2], 1.0)]  # group b: zero advantage
+    results = []
+    for skip in (True, False):
+        learner = Learner(build_accelerator("cpu"), load_causal_lm(str(primed_model_dir)).train(),
+                          load_tokenizer(str(primed_model_dir)), lr=1e-2, weight_decay=0.1, warmup_steps=0,
+                          grad_clip=1.0, micro_batch_size=1)
+        learner.skip_zero_advantage = skip
+        stats = learner.update(rollouts)
+        results.append(({k: v.detach().clone() for k, v in learner.model.state_dict().items()}, stats))
+    (skipped, a), (full, b) = results
+    assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+    for key in skipped:
+        assert torch.allclose(skipped[key], full[key], atol=1e-6), key

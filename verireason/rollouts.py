@@ -41,6 +41,10 @@ def step_problems(problems: Sequence[tuple[str, Problem]], step: int, size: int,
     return out
 
 
+def no_log(step: int, rollouts: list[Rollout]) -> None:
+    """The rollout sink of a run that keeps no rollouts."""
+
+
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -65,7 +69,7 @@ class Objectives:
     seed: int = 0
     reward: dict | None = None  # solve_reward keyword arguments
     pass_rate_scale: bool = False
-    on_rollouts: Callable[[int, list[Rollout]], None] = lambda step, rollouts: None
+    on_rollouts: Callable[[int, list[Rollout]], None] = no_log
 
     def solve(self, step: int, timer: Timer) -> SolveBatch:
         """Generation rollouts for the step's prompts (1.4 step 1)."""

@@ -97,6 +97,7 @@ class Learner:
         self.scheduler = self._new_scheduler()
         self.gen_batch_size, self.max_context = gen_batch_size, max_context
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.skip_zero_advantage = accelerator.num_processes == 1  # see _optimizer_step
 
     def _new_scheduler(self):
         warmup = self.warmup_steps
@@ -184,16 +185,27 @@ class Learner:
         steps = max(stats.pop("optimizer_steps", 1), 1)
         tokens = stats.pop("tokens", 0)
         out = {k: v / steps for k, v in stats.items()}
-        out.update(trained_tokens=tokens / self.epochs, lr=self.scheduler.get_last_lr()[0],
+        out.update(tokens_in_loss=tokens / self.epochs, lr=self.scheduler.get_last_lr()[0],
                    zero_adv_frac=sum(a == 0 for a in adv) / max(len(adv), 1))
         return out
 
     def _optimizer_step(self, rollouts, adv, indices, old, ref) -> dict[str, float]:
-        """Accumulate the mini-batch ``indices`` over micro-batches, then clip and step."""
-        indices = sorted(indices, key=lambda i: -(len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids)))
-        micro = chunks(indices, self.micro_batch_size)
+        """Accumulate the mini-batch ``indices`` over micro-batches, then clip and step.
+
+        Rollouts with zero advantage (all-equal groups) contribute exactly zero gradient when there is no KL term,
+        so on one process they are not run at all; they still count in the loss denominator, and when nothing is
+        left the optimizer steps on zero gradients, as it would have. (Under DDP every process must run the same
+        number of backward passes, so there all rollouts run.)"""
         tokens = sum(len(rollouts[i].completion_ids) for i in indices)
         denom = tokens if self.hyper["agg"] == "token_mean" else len(indices)
+        if self.skip_zero_advantage and ref is None:
+            indices = [i for i in indices if adv[i] != 0]
+        indices = sorted(indices, key=lambda i: -(len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids)))
+        micro = chunks(indices, self.micro_batch_size)
+        ran = max(sum(len(rollouts[i].completion_ids) for i in indices), 1)  # statistics are over what ran
+        if not micro:
+            for p in self.model.parameters():
+                p.grad = torch.zeros_like(p)
         totals: dict[str, float] = defaultdict(float)
         for k, chunk in enumerate(micro):
             batch = rollouts_to_batch([rollouts[i] for i in chunk], [adv[i] for i in chunk], self.pad_id)
@@ -208,11 +220,11 @@ class Learner:
                 loss, s = pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, denom=denom, ref_logp=ref_logp,
                                   **self.hyper)
                 self.accelerator.backward(loss)
-            share = float(batch.loss_mask.sum()) / max(tokens, 1)
+            share = float(batch.loss_mask.sum()) / ran
             totals["loss"] += loss.item()
             for key in ("clip_frac", "kl"):
                 totals[key] += s[key] * share
-            totals["entropy"] += float((token_entropy(logits) * batch.loss_mask).sum()) / max(tokens, 1)
+            totals["entropy"] += float((token_entropy(logits) * batch.loss_mask).sum()) / ran
         return {**totals, **self._apply(), "tokens": tokens, "optimizer_steps": 1}
 
     def _apply(self) -> dict[str, float]:

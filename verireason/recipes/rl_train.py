@@ -27,7 +27,7 @@ from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
 from verireason.plotting import plot_training
 from verireason.prompts import chat_text, solve_messages
 from verireason.records import Problem, Sample
-from verireason.rollouts import Objectives
+from verireason.rollouts import Objectives, no_log
 from verireason.schedules import SCHEDULES, Schedule
 from verireason.tracking import RecordLog, RunLog, read_metrics
 from verireason.trainer import Learner, build_accelerator, rl_loop
@@ -95,10 +95,13 @@ def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
         verify_sampling=replace(cfg.sampling, n=cfg.trainer.verify_group_size), grader=grader,
         prompts_per_step=cfg.trainer.prompts_per_step, seed=cfg.seed, reward=reward,
         pass_rate_scale=cfg.reward.verify_pass_rate_scale,
-        on_rollouts=(lambda step, rollouts: log.rollouts(step, rollouts)) if cfg.trainer.log_rollouts else
-        (lambda step, rollouts: None))
-    draw = lambda: main and plot_training(read_metrics(log.metrics_path), run_dir / "training.png",  # noqa: E731
-                                          f"{command} {cfg.schedule.name}: {cfg.model.name}")
+        on_rollouts=log.rollouts if cfg.trainer.log_rollouts else no_log)
+
+    def draw() -> None:
+        if main:
+            plot_training(read_metrics(log.metrics_path), run_dir / "training.png",
+                          f"{command} {cfg.schedule.name}: {cfg.model.name}")
+
     try:
         rl_loop(lambda step, timer: schedule.step(objectives, step, timer),
                 learner=learner, run_log=log, start_step=start, max_steps=cfg.trainer.max_steps,
