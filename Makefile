@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-vllm demo bench clean
+.PHONY: install test test-vllm demo bench bench-rl clean
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ demo: install
 
 bench: install
 	$(BIN)/python experiments/bench_generation.py
+
+bench-rl: install
+	$(BIN)/python experiments/bench_rl_step.py
 
 clean:
 	rm -rf $(VENV) results/eval/demo

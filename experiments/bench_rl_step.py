@@ -1,7 +1,8 @@
 """One GRPO step on the embedded model, timed by phase: generation, grading, update (docs/benchmarks.md).
 
 Runs ``--steps`` steps of rl-gen's ``generate`` schedule (P prompts × G rollouts of up to L tokens, one update on
-all of them in one micro-batch) and reports seconds per phase; ``experiments/bench_trl_grpo.py`` runs TRL's
+all of them in one micro-batch) and reports seconds per phase. Rollouts with zero advantage give exactly zero
+gradient and are skipped by default; ``--no-skip`` runs them anyway, which is the work TRL does; ``experiments/bench_trl_grpo.py`` runs TRL's
 ``GRPOTrainer`` with the same model, batch, group size, lengths and hyperparameters for comparison. Results are
 appended to ``results/bench/rl_step.jsonl``.
 
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--no-skip", action="store_true",
+                        help="run zero-advantage rollouts through forward/backward too (as TRL does)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
@@ -44,6 +47,7 @@ def main() -> None:
     learner = Learner(accelerator, load_causal_lm(path, "float32", device).train(), load_tokenizer(path),
                       lr=1e-5, weight_decay=0.1, warmup_steps=0, grad_clip=1.0,
                       micro_batch_size=args.prompts * args.group, dual_clip=None, gen_batch_size=256)
+    learner.skip_zero_advantage = not args.no_skip
     problems = [("arith", p) for p in arith.generate(args.prompts * args.steps, 0, [1])]
     grader = Grader("dapo_strict")
     sampling = SamplingCfg(n=args.group, temperature=1.0, top_p=1.0, max_tokens=args.max_tokens)
@@ -63,7 +67,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     grader.close()
     warm = rows[1:] or rows
-    record = {"engine": "verireason", "device": device, "threads": torch.get_num_threads(), "prompts": args.prompts,
+    record = {"engine": "verireason" + (" (no zero-advantage skip)" if args.no_skip else ""), "device": device, "threads": torch.get_num_threads(), "prompts": args.prompts,
               "group": args.group, "max_tokens": args.max_tokens, "steps": rows,
               "mean_step_s_after_first": round(statistics.mean(r["total"] for r in warm), 2)}
     print(json.dumps(record))
