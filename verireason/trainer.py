@@ -206,7 +206,8 @@ class Learner:
         if not micro:
             for p in self.model.parameters():
                 p.grad = torch.zeros_like(p)
-        totals: dict[str, float] = defaultdict(float)
+        totals: dict[str, float] = defaultdict(float, loss=0.0, clip_frac=0.0, kl=0.0)
+        totals["entropy"] = 0.0 if micro else float("nan")  # nothing ran: no entropy to report
         for k, chunk in enumerate(micro):
             batch = rollouts_to_batch([rollouts[i] for i in chunk], [adv[i] for i in chunk], self.pad_id)
             batch = batch.to(self.accelerator.device)
