@@ -51,7 +51,7 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("command,schedule,expect", [
     ("rl-gen", "generate", ["generate/loss", "probe/accuracy"]),
-    ("rl-verify", "verify_only", ["verify/loss", "generate/accuracy"]),
+    ("rl-verify", "verify_only", ["verify/loss", "generate/accuracy", "verify/yes_rate"]),
     ("rl-verify", "verify_init", ["verify/loss", "generate/loss"]),
     ("rl-verify", "verify_alter", ["generate/loss", "verify/loss"]),
     ("rl-verify", "mixed", ["mixed/loss", "verify/accuracy"]),
@@ -80,10 +80,17 @@ def test_two_steps_of_every_schedule(primed_model_dir, toy_dir, tmp_path, comman
         assert "verify/loss" not in rows[1] and "verify/loss" in rows[2]
 
 
-def test_rl_gen_refuses_verification_schedules(toy_dir, tmp_path):
-    result = runner.invoke(app, ["rl-gen", "--out", str(tmp_path / "x"), "schedule.name=verify_only"])
-    assert result.exit_code == 2
-    assert "unknown schedule.name='verify_only'; valid: generate" in result.output
+@pytest.mark.parametrize("command,override,message", [
+    ("rl-gen", "schedule.name=verify_only", "unknown schedule.name='verify_only'; valid: generate"),
+    ("rl-verify", "schedule.name=alternate", "unknown schedule.name='alternate'; valid: generate, verify_only"),
+    ("rl-verify", "algo.advantage=ppo", "unknown algo.advantage='ppo'; valid: grpo, dr_grpo, rloo"),
+    ("rl-verify", "algo.loss_agg=sum", "unknown algo.loss_agg='sum'; valid: token_mean, seq_mean"),
+    ("rl-verify", "trainer.group_size=0", "trainer.group_size=0; it must be at least 1"),
+])
+def test_bad_training_settings_are_one_line_errors(tmp_path, command, override, message):
+    result = runner.invoke(app, [command, "--out", str(tmp_path / "x"), override])
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "x").exists()  # refused before anything was made
 
 
 def test_reward_rises_on_a_toy_task(primed_model_dir, toy_dir, tmp_path):

@@ -137,6 +137,7 @@ class Objectives:
                    f"{prefix}/accuracy": confusion["verify_accuracy"] if outcomes else 0.0,
                    f"{prefix}/balanced_accuracy": confusion.get("verify_balanced_accuracy") if outcomes else None,
                    f"{prefix}/unparseable": confusion.get("unparseable", 0.0) if outcomes else 0.0,
+                   f"{prefix}/yes_rate": _mean([o[0] is True for o in outcomes]),  # 0 or 1: verdicts collapsed
                    f"{prefix}/tokens": _mean([o[2] for o in outcomes])}
         return rollouts, metrics
 

@@ -17,15 +17,17 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from verireason.advantages import ADVANTAGES
 from verireason.checkpoint import latest_checkpoint
 from verireason.config import RLCfg
 from verireason.data import load_problems
 from verireason.errors import UserError
-from verireason.grading import Grader
+from verireason.grading import GRADERS, Grader
+from verireason.losses import LOSS_AGG
 from verireason.metrics import summarize
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
 from verireason.plotting import plot_training
-from verireason.prompts import chat_text, solve_messages
+from verireason.prompts import VERDICT_PARSERS, chat_text, solve_messages
 from verireason.records import Problem, Sample
 from verireason.rollouts import Objectives, no_log
 from verireason.schedules import SCHEDULES, Schedule
@@ -41,6 +43,11 @@ def check(cfg: RLCfg, command: str) -> None:
     if cfg.schedule.name not in valid:
         hint = " (verification schedules are rl-verify's)" if command == "rl-gen" else ""
         raise UserError(f"{command}: unknown schedule.name={cfg.schedule.name!r}; valid: {', '.join(valid)}{hint}")
+    choices = (("algo.advantage", cfg.algo.advantage, ADVANTAGES), ("algo.loss_agg", cfg.algo.loss_agg, LOSS_AGG),
+               ("grader.name", cfg.grader.name, GRADERS), ("prompt.verdict", cfg.prompt.verdict, VERDICT_PARSERS))
+    for key, value, valid in choices:
+        if value not in valid:
+            raise UserError(f"unknown {key}={value!r}; valid: {', '.join(valid)}")
     if not cfg.bench:
         raise UserError("no training benchmark: pass --bench (e.g. arith, math_train, dapo_math_17k)")
     for key, value in (("trainer.prompts_per_step", cfg.trainer.prompts_per_step),
