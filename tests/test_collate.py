@@ -30,7 +30,7 @@ def test_logprobs_match_unpadded_forward(tiny_model_dir):
 
     from verireason.losses import forward_logits, token_logprobs
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).train(False)
     prompts, completions = [[3, 70, 71, 72, 73], [3, 74]], [[80, 2], [81, 82, 83, 2]]
     batch = pack(prompts, completions, [[True] * 2, [True] * 4], [0.0, 0.0], pad_id=0)
     with torch.no_grad():

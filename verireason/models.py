@@ -126,4 +126,4 @@ def load_causal_lm(path: str, dtype: str = "auto", device: str = "cpu"):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype, device))
     except OSError as exc:
         raise not_available(path, exc) from None
-    return model.to(device).eval()
+    return model.to(device).train(False)  # eval mode

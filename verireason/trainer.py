@@ -86,7 +86,7 @@ class Learner:
                  gen_batch_size: int = 64, max_context: int = 4096):
         self.accelerator = accelerator
         self.tokenizer = tokenizer
-        self.ref_model = ref_model.to(accelerator.device).eval() if ref_model is not None else None
+        self.ref_model = ref_model.to(accelerator.device).train(False) if ref_model is not None else None
         self.hyper = dict(clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, agg=loss_agg, kl_coef=kl_coef)
         self.advantage, self.epochs, self.mini_batches = advantage, epochs, mini_batches
         self.micro_batch_size, self.grad_clip = micro_batch_size, grad_clip
@@ -128,7 +128,7 @@ class Learner:
             gather = nullcontext()
         model = self.accelerator.unwrap_model(self.model)
         with gather:
-            model.eval()
+            model.train(False)  # eval mode
             try:
                 yield model
             finally:
