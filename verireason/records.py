@@ -83,6 +83,15 @@ class Sample:
     problem: str = ""  # the problem text, so a samples file can be judged again (eval --samples)
 
 
+def graded_sample(bench: str, problem: Problem, prompt: str, index: int, completion: Completion, grade: Grade,
+                  meta: dict[str, Any] | None = None) -> Sample:
+    """The ``Sample`` of one generated, graded completion of ``problem``."""
+    return Sample(bench=bench, problem_id=problem.id, sample_index=index, prompt=prompt, completion=completion.text,
+                  extracted=grade.extracted, correct=grade.correct, formatted=grade.formatted, tokens=completion.tokens,
+                  finish_reason=completion.finish_reason, gold=problem.answer, level=problem.level,
+                  problem=problem.problem, meta=meta or {})
+
+
 @dataclass(frozen=True)
 class Judged:
     """A response to be judged by a verifier, with its ground-truth correctness from the grader."""

@@ -24,7 +24,7 @@ from verireason.config import PromptCfg, SamplingCfg
 from verireason.grading import Grader
 from verireason.metrics import verification_metrics
 from verireason.prompts import chat_text, parse_verdict, solve_messages, verify_messages
-from verireason.records import Problem, Rollout, Sample
+from verireason.records import Problem, Rollout, Sample, graded_sample
 from verireason.rewards import solve_reward, verify_reward
 from verireason.trainer import Learner, Timer
 
@@ -71,6 +71,10 @@ class Objectives:
     pass_rate_scale: bool = False
     on_rollouts: Callable[[int, list[Rollout]], None] = no_log
 
+    def _seed(self, step: int) -> int:
+        """The step's sampling seed: a function of the run seed and the step alone, so a resumed run repeats it."""
+        return self.seed * 7_919 + step * 104_729
+
     def solve(self, step: int, timer: Timer) -> SolveBatch:
         """Generation rollouts for the step's prompts (1.4 step 1)."""
         slots = self.learner.shard(list(enumerate(step_problems(self.problems, step, self.prompts_per_step, self.seed))))
@@ -78,7 +82,7 @@ class Objectives:
         tok = self.learner.tokenizer
         texts = [chat_text(tok, solve_messages(p, self.prompt, self.system)) for _, p in mine]
         with timer.phase("gen"):
-            outputs = self.learner.generate(texts, self.sampling, self.seed * 7_919 + step * 104_729)
+            outputs = self.learner.generate(texts, self.sampling, self._seed(step))
         # A GRPO group is one prompt slot of the step (a problem drawn twice in one step makes two groups).
         pairs = [(bench, p, text, k, c, f"{step}:{slot}:{p.id}")
                  for (slot, (bench, p)), text, cs in zip(slots, texts, outputs) for k, c in enumerate(cs)]
@@ -90,10 +94,7 @@ class Objectives:
         prompt_ids = {t: tuple(tok(t, add_special_tokens=False)["input_ids"]) for t in texts}
         samples, rollouts = [], []
         for (bench, p, text, k, c, group), g in zip(pairs, grades):
-            samples.append(Sample(bench=bench, problem_id=p.id, sample_index=k, prompt=text, completion=c.text,
-                                  extracted=g.extracted, correct=g.correct, formatted=g.formatted, tokens=c.tokens,
-                                  finish_reason=c.finish_reason, gold=p.answer, level=p.level, problem=p.problem,
-                                  meta={"pass_rate": _mean(rates[group]), "group": group}))
+            samples.append(graded_sample(bench, p, text, k, c, g, {"pass_rate": _mean(rates[group]), "group": group}))
             reward = solve_reward(g.correct, c.tokens, self.sampling.max_tokens, **(self.reward or {}))
             rollouts.append(Rollout("generate", group, text, c.text, prompt_ids[text],
                                     c.token_ids, reward, c.finish_reason,
@@ -120,7 +121,7 @@ class Objectives:
         tok = self.learner.tokenizer
         texts = [chat_text(tok, verify_messages(_problem(s), s.completion, self.prompt, self.system)) for _, (s, _) in mine]
         with timer.phase("gen"):
-            outputs = self.learner.generate(texts, self.verify_sampling, self.seed * 7_919 + step * 104_729 + 1)
+            outputs = self.learner.generate(texts, self.verify_sampling, self._seed(step) + 1)
         rollouts, outcomes = [], []
         for (i, (s, label)), text, completions in zip(mine, texts, outputs):
             ids = tuple(tok(text, add_special_tokens=False)["input_ids"])

@@ -90,7 +90,7 @@ class Learner:
         self.hyper = dict(clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, agg=loss_agg, kl_coef=kl_coef)
         self.advantage, self.epochs, self.mini_batches = advantage, epochs, mini_batches
         self.micro_batch_size, self.grad_clip = micro_batch_size, grad_clip
-        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.warmup_steps = warmup_steps
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         # The scheduler is not passed through prepare(): accelerate would step it once per process.
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
@@ -208,25 +208,30 @@ class Learner:
                 p.grad = torch.zeros_like(p)
         totals: dict[str, float] = defaultdict(float, loss=0.0, clip_frac=0.0, kl=0.0)
         totals["entropy"] = 0.0 if micro else float("nan")  # nothing ran: no entropy to report
-        for k, chunk in enumerate(micro):
-            batch = rollouts_to_batch([rollouts[i] for i in chunk], [adv[i] for i in chunk], self.pad_id)
-            batch = batch.to(self.accelerator.device)
-            sync = nullcontext() if k == len(micro) - 1 else self.accelerator.no_sync(self.model)
-            with sync:
-                logits = forward_logits(self.model, batch)  # [B, C, V]
-                logp = token_logprobs(logits, batch.targets)  # [B, C]
-                width = logp.shape[1]
-                old_logp = _pad_left([old[i] for i in chunk], width).to(logp) if old else logp.detach()
-                ref_logp = _pad_left([ref[i] for i in chunk], width).to(logp) if ref else None
-                loss, s = pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, denom=denom, ref_logp=ref_logp,
-                                  **self.hyper)
-                self.accelerator.backward(loss)
+        batches = [rollouts_to_batch([rollouts[i] for i in chunk], [adv[i] for i in chunk], self.pad_id)
+                   for chunk in micro]
+        for chunk, batch in zip(micro, self._micro_batches(batches)):
+            logits = forward_logits(self.model, batch)  # [B, C, V]
+            logp = token_logprobs(logits, batch.targets)  # [B, C]
+            width = logp.shape[1]
+            old_logp = _pad_left([old[i] for i in chunk], width).to(logp) if old else logp.detach()
+            ref_logp = _pad_left([ref[i] for i in chunk], width).to(logp) if ref else None
+            loss, s = pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, denom=denom, ref_logp=ref_logp,
+                              **self.hyper)
+            self.accelerator.backward(loss)
             share = float(batch.loss_mask.sum()) / ran
             totals["loss"] += loss.item()
             for key in ("clip_frac", "kl"):
                 totals[key] += s[key] * share
             totals["entropy"] += float((token_entropy(logits) * batch.loss_mask).sum()) / ran
         return {**totals, **self._apply(), "tokens": tokens, "optimizer_steps": 1}
+
+    def _micro_batches(self, batches: Sequence[TrainBatch]) -> Iterator[TrainBatch]:
+        """Each micro-batch on the device; the caller's backward runs inside ``no_sync`` for all but the last, so
+        gradients are all-reduced once per optimizer step."""
+        for k, batch in enumerate(batches):
+            with nullcontext() if k == len(batches) - 1 else self.accelerator.no_sync(self.model):
+                yield batch.to(self.accelerator.device)
 
     def _apply(self) -> dict[str, float]:
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -241,18 +246,15 @@ class Learner:
         """One optimizer step over micro-batches of a supervised batch (token-mean over all trained tokens)."""
         tokens = sum(float(b.loss_mask.sum()) for b in batches)
         totals: dict[str, float] = defaultdict(float)
-        for k, batch in enumerate(batches):
-            batch = batch.to(self.accelerator.device)
-            sync = nullcontext() if k == len(batches) - 1 else self.accelerator.no_sync(self.model)
-            with sync:
-                logits = forward_logits(self.model, batch)
-                ref_logits = None
-                if self.ref_model is not None and kl_coef:
-                    with torch.no_grad():
-                        ref_logits = forward_logits(self.ref_model, batch)
-                loss, s = sft_loss(logits, batch.targets, batch.loss_mask, ref_logits=ref_logits, kl_coef=kl_coef,
-                                   denom=max(tokens, 1))
-                self.accelerator.backward(loss)
+        for batch in self._micro_batches(batches):
+            logits = forward_logits(self.model, batch)
+            ref_logits = None
+            if self.ref_model is not None and kl_coef:
+                with torch.no_grad():
+                    ref_logits = forward_logits(self.ref_model, batch)
+            loss, s = sft_loss(logits, batch.targets, batch.loss_mask, ref_logits=ref_logits, kl_coef=kl_coef,
+                               denom=max(tokens, 1))
+            self.accelerator.backward(loss)
             share = float(batch.loss_mask.sum()) / max(tokens, 1)
             totals["loss"] += loss.item()
             for key, value in s.items():
@@ -280,7 +282,8 @@ def rl_loop(step_fn: Callable[[int, Timer], dict], *, learner: Learner, run_log,
     timer = Timer()
     if start_step == 0 and eval_every:
         with timer.phase("eval"):
-            run_log.log(0, {**eval_fn(0), **timer.pop()})
+            baseline = eval_fn(0)
+        run_log.log(0, {**baseline, **timer.pop()})
     bar = tqdm(range(start_step + 1, max_steps + 1), initial=start_step, total=max_steps, desc="train",
                disable=not (progress and learner.accelerator.is_main_process), unit="step")
     for step in bar:

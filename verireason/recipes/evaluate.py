@@ -26,7 +26,7 @@ from verireason.metrics import summarize
 from verireason.models import resolve_model_path
 from verireason.prompts import chat_text, solve_messages
 from verireason.protocols import generate_batched
-from verireason.records import Problem, Sample
+from verireason.records import Problem, Sample, graded_sample
 from verireason.recipes import eval_protocols
 from verireason.tracking import RecordLog, mean_row, write_summary
 
@@ -122,10 +122,7 @@ def solve_samples(cfg: EvalCfg, run_dir: Path, engines: Engines, grader: Grader)
                 flat = [(b, p, prompt, i, c) for (b, p), prompt, cs in zip(batch, prompts, completions)
                         for i, c in enumerate(cs)]
                 grades = grader.grade_many([(c.text, p.answer) for _, p, _, _, c in flat])
-                log.append(Sample(bench=b, problem_id=p.id, sample_index=i, prompt=prompt, completion=c.text,
-                                  extracted=g.extracted, correct=g.correct, formatted=g.formatted, tokens=c.tokens,
-                                  finish_reason=c.finish_reason, gold=p.answer, level=p.level, problem=p.problem)
-                           for (b, p, prompt, i, c), g in zip(flat, grades))
+                log.append(graded_sample(b, p, prompt, i, c, g) for (b, p, prompt, i, c), g in zip(flat, grades))
                 bar.update(len(flat))
     selected = {(b, p.id) for b, p in problems}
     return [s for s in log.read() if (s.bench, s.problem_id) in selected]

@@ -28,7 +28,7 @@ from verireason.metrics import summarize
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
 from verireason.plotting import plot_training
 from verireason.prompts import VERDICT_PARSERS, chat_text, solve_messages
-from verireason.records import Problem, Sample
+from verireason.records import Problem, graded_sample
 from verireason.rollouts import Objectives, no_log
 from verireason.schedules import SCHEDULES, Schedule
 from verireason.tracking import RecordLog, RunLog, read_metrics
@@ -132,10 +132,7 @@ def evaluate(learner: Learner, problems: list[tuple[str, Problem]], cfg: RLCfg, 
     outputs = learner.generate(texts, cfg.eval_sampling, cfg.seed + 15_485_863)
     flat = [(b, p, t, k, c) for (b, p), t, cs in zip(mine, texts, outputs) for k, c in enumerate(cs)]
     grades = grader.grade_many([(c.text, p.answer) for _, p, _, _, c in flat])
-    samples = learner.gather([Sample(bench=b, problem_id=p.id, sample_index=k, prompt=t, completion=c.text,
-                                     extracted=g.extracted, correct=g.correct, formatted=g.formatted, tokens=c.tokens,
-                                     finish_reason=c.finish_reason, gold=p.answer, level=p.level, problem=p.problem)
-                              for (b, p, t, k, c), g in zip(flat, grades)])
+    samples = learner.gather([graded_sample(b, p, t, k, c, g) for (b, p, t, k, c), g in zip(flat, grades)])
     if main:
         (run_dir / "eval").mkdir(exist_ok=True)
         RecordLog(run_dir / "eval" / f"step_{step:06d}.jsonl").append(samples)
