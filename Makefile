@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-vllm demo bench bench-rl clean
+.PHONY: install test test-vllm demo bench bench-rl bench-grading readme-timings clean
 
 install: $(STAMP)
 
@@ -37,6 +37,12 @@ bench: install
 
 bench-rl: install
 	$(BIN)/python experiments/bench_rl_step.py
+
+bench-grading: install
+	$(BIN)/python experiments/bench_grading.py
+
+readme-timings: install
+	bash experiments/readme_timings.sh
 
 clean:
 	rm -rf $(VENV) results/eval/demo

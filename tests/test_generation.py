@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from verireason.config import SamplingCfg
-from verireason.generation import HFGenerator, pick_engine
+from verireason.generation import HFGenerator, cut_at_stop, pick_engine
 from verireason.errors import UserError
 
 
@@ -47,11 +49,41 @@ def test_completion_cut_at_eos_and_stop_strings(hf):
     tok = hf.tokenizer
     eos = tok.eos_token_id
     ids = tok("abc DONE xyz", add_special_tokens=False)["input_ids"]
-    assert hf._completion(ids + [eos, 0, 0], 50, []).finish_reason == "stop"
-    assert hf._completion(ids + [eos, 0, 0], 50, []).tokens == len(ids) + 1
-    assert hf._completion(ids, len(ids), []).finish_reason == "length"
-    cut = hf._completion(ids, len(ids), ["DONE"])
+    plain = SamplingCfg()
+    assert hf._completion(ids + [eos, 0, 0], 50, plain).finish_reason == "stop"
+    assert hf._completion(ids + [eos, 0, 0], 50, plain).tokens == len(ids) + 1
+    assert hf._completion(ids, len(ids), plain).finish_reason == "length"
+    cut = hf._completion(ids, len(ids), SamplingCfg(stop=["DONE"]))
     assert (cut.text, cut.finish_reason) == ("abc ", "stop")
+    kept = hf._completion(ids, len(ids), SamplingCfg(stop_after=["DONE"]))
+    assert (kept.text, kept.finish_reason) == ("abc DONE", "stop")
+
+
+def test_cut_at_stop_takes_the_earliest_stop_of_either_kind():
+    assert cut_at_stop("a \\boxed{No} b \\boxed{Yes}", [], ["\\boxed{Yes}", "\\boxed{No}"]) == "a \\boxed{No}"
+    assert cut_at_stop("x END y VERDICT", ["END"], ["VERDICT"]) == "x "
+    assert cut_at_stop("x VERDICT y END", ["END"], ["VERDICT"]) == "x VERDICT"
+    assert cut_at_stop("nothing", ["END"], ["VERDICT"]) is None
+
+
+def test_generation_ends_right_after_a_stop_after_string(hf):
+    """Greedy text is deterministic: stopping after a piece of it must give the text up to that piece, kept."""
+    prompt = ["<|im_start|>user\nabc<|im_end|>\n<|im_start|>assistant\n"]
+    full = hf.generate(prompt, SamplingCfg(temperature=0.0, max_tokens=40), seed=0)[0][0]
+    piece = re.search(r"[ -~]{3}", full.text).group(0)  # printable: random bytes may not decode to text
+    stopped = hf.generate(prompt, SamplingCfg(temperature=0.0, max_tokens=40, stop_after=[piece]), seed=0)[0][0]
+    assert stopped.text == full.text[: full.text.index(piece) + len(piece)]
+    assert stopped.finish_reason == "stop" and stopped.tokens < full.tokens
+
+
+def test_progress_counts_every_sequence_once_as_it_finishes(hf):
+    reports = []
+    hf.progress = reports.append
+    try:
+        hf.generate(["hello", "a longer prompt here", "x"], SamplingCfg(n=3, temperature=1.0, max_tokens=16), 0)
+    finally:
+        hf.progress = None
+    assert sum(reports) == 9 and all(r > 0 for r in reports)
 
 
 def test_prompt_longer_than_context_is_a_clear_error(hf):

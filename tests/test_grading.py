@@ -149,3 +149,90 @@ def test_agreement_with_qwen_toolkit_labels(shared_benchmarks):
     agreement = sum(g.correct == label for g, label in zip(grades, labels)) / len(labels)
     assert len(labels) == 800
     assert agreement >= 0.995, agreement
+
+
+# --- the grader from any caller, and its worker pool ---------------------------------------------------------------
+
+CALL = 'from verireason.grading import grade\nprint(grade("\\\\boxed{1/2}", "0.5"))\n'
+
+
+@pytest.mark.parametrize("way", ["script", "stdin", "command", "interactive"])
+def test_grade_works_from_any_caller_and_prints_nothing_at_exit(way, tmp_path):
+    """A plain script with no main guard, ``python -``, ``python -c`` and an interactive session all grade."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "g.py"
+    script.write_text(CALL)
+    argv = {"script": [str(script)], "stdin": ["-"], "command": ["-c", CALL], "interactive": ["-i"]}[way]
+    feed = CALL if way in ("stdin", "interactive") else None
+    done = subprocess.run([sys.executable, *argv], input=feed, capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "True" in done.stdout
+    if way == "interactive":  # the prompts and banner go to stderr; nothing else may
+        assert "Error" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    else:
+        assert done.stderr == ""
+
+
+def test_pool_returns_results_in_input_order():
+    truths = [(str(i), str(i), True) for i in range(40)] + [(f"{i}/2", str(i), i == 0) for i in range(20)]
+    truths = [truths[(7 * k) % len(truths)] for k in range(len(truths))]  # interleave
+    checker = EquivalenceChecker(timeout_s=5.0, workers=3, chunk=2, cache=False)
+    try:
+        assert checker.check_many([(p, g) for p, g, _ in truths]) == [t for _, _, t in truths]
+        assert len(checker._pool) == 3
+    finally:
+        checker.close()
+
+
+def test_pool_kills_each_hung_check_at_the_limit_and_grades_the_rest():
+    hang = ("9^{9^{9^{9^{9}}}}", "3")
+    pairs = [("1", "1"), hang, ("2", "2"), ("1/2", "0.5"), hang, ("3", "4"), hang, ("x+1", "1+x")]
+    checker = EquivalenceChecker(timeout_s=1.0, workers=2, chunk=4, cache=False)
+    try:
+        checker.check_many([("1", "1")] * 8)  # both workers up before the clock starts
+        start = time.monotonic()
+        results = checker.check_many(pairs)
+        elapsed = time.monotonic() - start
+    finally:
+        checker.close()
+    assert results == [True, False, True, True, False, False, False, True]
+    assert checker.timeouts == 3
+    assert elapsed < 3 * 1.0 + 4.0  # at worst one limit per hung check, plus restarts
+
+
+def test_pool_replaces_a_worker_killed_from_outside():
+    checker = EquivalenceChecker(timeout_s=5.0, workers=1)
+    try:
+        assert checker.check_many([("1", "1")]) == [True]
+        checker._pool[0].proc.kill()
+        checker._pool[0].proc.wait()
+        assert checker.check_many([("2", "2"), ("2", "3")]) == [True, False]
+    finally:
+        checker.close()
+
+
+def test_workers_end_with_a_killed_parent(tmp_path):
+    """A parent killed with SIGKILL runs no exit handler: its workers must notice and leave by themselves."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    code = ("from verireason.grading import EquivalenceChecker\nc = EquivalenceChecker(workers=1)\n"
+            "c.check_many([('1', '1')])\nprint(c._pool[0].proc.pid, flush=True)\nimport time\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the grading worker outlived its killed parent")

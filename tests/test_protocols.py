@@ -7,6 +7,7 @@ import re
 
 from verireason.config import PromptCfg, SamplingCfg
 from verireason.grading import Grader
+from verireason.prompts import parse_verdict
 from verireason.protocols import run_vr_chains, split_s2r, verify
 from verireason.records import Judged, Problem
 
@@ -27,6 +28,27 @@ def test_verify_keeps_order_batches_and_parses(fn_generator):
     assert engine.calls == 3  # 5 prompts, 2 per call
     order = [int(re.search(r"Question (\d):", p).group(1)) for p in engine.prompts]
     assert order == [0, 1, 2, 3, 4]  # sorted by problem, so shared prefixes sit together
+
+
+def test_stop_at_verdict_asks_the_engine_to_end_after_each_verdict_form(fn_generator):
+    seen = []
+
+    class Recording(fn_generator):
+        def generate(self, prompts, sampling, seed):
+            seen.append(sampling)
+            return super().generate(prompts, sampling, seed)
+
+    judged = [Judged(PROBLEMS[0], "t", 0, "\\boxed{1}", True)]
+    for kind, forms in (("boxed_yes_no", ["\\boxed{Yes}", "\\boxed{No}", "\\boxed{\\text{yes}}"]),
+                        ("s2r_sentence", ["the answer is correct", "the answer is incorrect"])):
+        seen.clear()
+        verify(Recording(lambda p, i: "ok"), judged, PromptCfg(verdict=kind), None, SamplingCfg(), 0, True)
+        assert all(form in seen[0].stop_after for form in forms) and seen[0].stop == []
+        for form in forms:  # every stop string completes a verdict its parser reads
+            assert parse_verdict(f"so {form}", kind) is not None
+    seen.clear()
+    verify(Recording(lambda p, i: "ok"), judged, PromptCfg(), None, SamplingCfg(), 0)
+    assert seen[0].stop_after == []  # off by default: the papers read whole verifications
 
 
 def chains_with(fn_generator, solver, judge, rounds=3, chains=2):

@@ -85,7 +85,7 @@ def test_two_steps_of_every_schedule(primed_model_dir, toy_dir, tmp_path, comman
     ("rl-verify", "schedule.name=alternate", "unknown schedule.name='alternate'; valid: generate, verify_only"),
     ("rl-verify", "algo.advantage=ppo", "unknown algo.advantage='ppo'; valid: grpo, dr_grpo, rloo"),
     ("rl-verify", "algo.loss_agg=sum", "unknown algo.loss_agg='sum'; valid: token_mean, seq_mean"),
-    ("rl-verify", "trainer.group_size=0", "trainer.group_size=0; it must be at least 1"),
+    ("rl-verify", "trainer.group_size=0", "trainer.group_size=0 is out of range: it must be >= 1"),
 ])
 def test_bad_training_settings_are_one_line_errors(tmp_path, command, override, message):
     result = runner.invoke(app, [command, "--out", str(tmp_path / "x"), override])

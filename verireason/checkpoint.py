@@ -60,7 +60,7 @@ def save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, run_dir
                tmp / f"rank{accelerator.process_index}.pt")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps({"step": step, **state}) + "\n")
+        (tmp / STATE_FILE).write_text(json.dumps({"step": step, **state}) + "\n")  # inside .tmp: renamed below
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for older in (run_dir / "checkpoints").glob("step_*"):  # resume needs only the latest optimizer state

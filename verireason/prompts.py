@@ -110,6 +110,16 @@ def parse_s2r_sentence(text: str) -> bool | None:
 
 VERDICT_PARSERS = {"boxed_yes_no": parse_boxed_yes_no, "s2r_sentence": parse_s2r_sentence}
 
+_VERDICT_WORDS = ("Yes", "No", "yes", "no", "YES", "NO", "Correct", "Incorrect", "correct", "incorrect")
+# Strings that complete a verdict each parser reads; with ``verify.stop_at_verdict`` a verification ends there
+# (the string kept), which saves the tokens a small model writes after its verdict.
+VERDICT_STOPS = {
+    "boxed_yes_no": tuple(f"\\boxed{{{w}}}" for w in _VERDICT_WORDS)
+    + tuple(f"\\boxed{{\\text{{{w}}}}}" for w in _VERDICT_WORDS),
+    "s2r_sentence": ("the answer is correct", "the answer is incorrect", "The answer is correct",
+                     "The answer is incorrect"),
+}
+
 
 def parse_verdict(text: str, kind: str = "boxed_yes_no") -> bool | None:
     """True (judged correct), False (judged incorrect) or None (no verdict found)."""

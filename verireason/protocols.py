@@ -19,7 +19,15 @@ from dataclasses import replace
 from verireason.config import PromptCfg, SamplingCfg
 from verireason.generation import Generator
 from verireason.grading import Grader
-from verireason.prompts import chat_text, feedback_of, parse_verdict, refine_messages, solve_messages, verify_messages
+from verireason.prompts import (
+    VERDICT_STOPS,
+    chat_text,
+    feedback_of,
+    parse_verdict,
+    refine_messages,
+    solve_messages,
+    verify_messages,
+)
 from verireason.records import Chain, Completion, Judged, Problem, Round, Verdict
 
 
@@ -36,8 +44,11 @@ def generate_batched(generator: Generator, prompts: list[str], sampling: Samplin
 
 
 def verify(verifier: Generator, judged: Sequence[Judged], prompt: PromptCfg, system: str | None,
-           sampling: SamplingCfg, seed: int) -> list[list[Verdict]]:
-    """``sampling.n`` verifications of each judged response, in input order."""
+           sampling: SamplingCfg, seed: int, stop_at_verdict: bool = False) -> list[list[Verdict]]:
+    """``sampling.n`` verifications of each judged response, in input order; with ``stop_at_verdict`` each ends
+    as soon as its verdict is complete (the verdict kept)."""
+    if stop_at_verdict:
+        sampling = replace(sampling, stop_after=[*sampling.stop_after, *VERDICT_STOPS[prompt.verdict]])
     order = sorted(range(len(judged)), key=lambda i: judged[i].problem.id)  # shared prefixes side by side
     texts = [chat_text(verifier.tokenizer, verify_messages(judged[i].problem, judged[i].response, prompt, system))
              for i in order]
@@ -61,14 +72,17 @@ def _graded_rounds(completions: Sequence[Completion], problems: Sequence[Problem
 def run_vr_chains(generator: Generator, verifier: Generator, problems: Sequence[tuple[str, Problem]],
                   prompt: PromptCfg, systems: tuple[str | None, str | None], solve: SamplingCfg,
                   check: SamplingCfg, rounds: int, chains: int, grader: Grader, seed: int,
-                  on_round: Callable[[int, int], None] | None = None) -> list[Chain]:
+                  stop_at_verdict: bool = False, on_phase: Callable[[str], None] | None = None) -> list[Chain]:
     """``chains`` independent V-R chains per problem, up to ``rounds`` verify(-refine) rounds each.
 
     ``systems`` is (generator system prompt, verifier system prompt). Verifications and refinements are sampled
-    once per chain per round with ``check`` and ``solve`` (its ``n`` is ignored: one continuation each).
-    ``on_round(round, open chains)`` is called as each verify round starts.
+    once per chain per round with ``check`` and ``solve`` (its ``n`` is ignored: one continuation each);
+    ``stop_at_verdict`` ends each verification at its verdict. ``on_phase(label)`` is called as each phase
+    starts ("round 0: solve 16", "round 1: verify 16", "round 1: refine 9"), for progress displays.
     """
     gen_system, ver_system = systems
+    phase = on_phase or (lambda label: None)
+    phase(f"round 0: solve {len(problems) * chains}")
     texts = [chat_text(generator.tokenizer, solve_messages(p, prompt, gen_system)) for _, p in problems]
     first = generate_batched(generator, texts, replace(solve, n=chains), seed)
     out, by_chain = [], []
@@ -81,11 +95,10 @@ def run_vr_chains(generator: Generator, verifier: Generator, problems: Sequence[
         active = [i for i, c in enumerate(out) if c.accepted_round is None]
         if not active:
             break
-        if on_round is not None:
-            on_round(r, len(active))
+        phase(f"round {r}: verify {len(active)}")
         judged = [Judged(by_chain[i], out[i].bench, i, out[i].rounds[-1].response, out[i].rounds[-1].correct)
                   for i in active]
-        verdicts = verify(verifier, judged, prompt, ver_system, one_check, seed + 7919 * r)
+        verdicts = verify(verifier, judged, prompt, ver_system, one_check, seed + 7919 * r, stop_at_verdict)
         rejected = []
         for i, [v] in zip(active, verdicts):
             last = out[i].rounds[-1]
@@ -94,6 +107,7 @@ def run_vr_chains(generator: Generator, verifier: Generator, problems: Sequence[
                 out[i].accepted_round = len(out[i].rounds) - 1
             else:
                 rejected.append(i)
+        phase(f"round {r}: refine {len(rejected)}")
         refine = [chat_text(generator.tokenizer, refine_messages(by_chain[i], out[i].rounds[-1].response,
                                                                 feedback_of(out[i].rounds[-1].verification),
                                                                 prompt, gen_system)) for i in rejected]

@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from verireason.errors import UserError
+from verireason.files import write_atomic
 from verireason.records import Chain, Round, Sample
 
 RESULTS_DIR = Path("results")
@@ -72,37 +73,37 @@ class RecordLog:
         """All records on disk."""
         if not self.path.exists():
             return []
-        records = []
-        for lineno, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
-            try:
-                records.append(_decode(self.record_type, json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise UserError(f"{self.path}:{lineno}: not a {self.record_type.__name__} record ({exc})") from None
-        return records
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        return [self._decode(line, lineno) for lineno, line in enumerate(lines, start=1)]
+
+    def _decode(self, line: str, lineno: int):
+        try:
+            return _decode(self.record_type, json.loads(line))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise UserError(f"{self.path}:{lineno}: not a {self.record_type.__name__} record ({exc})") from None
 
     def keep_complete(self, n: int, key=lambda r: (r.bench, r.problem_id)) -> set:
-        """Drop a line cut off by a kill and groups with fewer than n records; return the complete groups' keys."""
+        """Drop a line cut off by a kill and groups with fewer than n records (one atomic rewrite, the kept lines
+        byte for byte); return the complete groups' keys."""
         text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
-        if text and not text.endswith("\n"):  # killed mid-line
-            text = text[: text.rfind("\n") + 1]
-            self.path.write_text(text, encoding="utf-8")
-        records = self.read()
+        lines = text[: text.rfind("\n") + 1].splitlines(keepends=True)  # a line cut off by a kill is dropped
+        records = [self._decode(line, lineno) for lineno, line in enumerate(lines, start=1)]
         counts: dict = {}
         for r in records:
             counts[key(r)] = counts.get(key(r), 0) + 1
         complete = {k for k, count in counts.items() if count >= n}
-        if len(complete) != len(counts):
-            self.path.write_text("", encoding="utf-8")
-            self.append(r for r in records if key(r) in complete)
+        kept = [line for line, r in zip(lines, records) if key(r) in complete]
+        if len(kept) != len(lines) or sum(map(len, lines)) != len(text):
+            write_atomic(self.path, "".join(kept))
         return complete
 
 
 def write_summary(run_dir: Path, summary: dict[str, dict], title: str, notes: Sequence[str] = ()) -> str:
     """Write ``summary.json`` and ``summary.md``; return the Markdown table (with its notes)."""
-    (run_dir / "summary.json").write_text(json.dumps({**summary, **({"notes": list(notes)} if notes else {})},
-                                                     indent=2) + "\n")
+    write_atomic(run_dir / "summary.json", json.dumps({**summary, **({"notes": list(notes)} if notes else {})},
+                                                      indent=2) + "\n")
     table = markdown_table(summary) + "".join(f"\n\n{note}" for note in notes)
-    (run_dir / "summary.md").write_text(f"# {title}\n\n{table}\n")
+    write_atomic(run_dir / "summary.md", f"# {title}\n\n{table}\n")
     return table
 
 
@@ -156,7 +157,7 @@ class RunLog:
         if not self.enabled:
             return
         rows = [r for r in read_metrics(self.metrics_path) if r["step"] <= step]
-        self.metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
         for path in (self.run_dir / "rollouts").glob("step_*.jsonl"):
             if int(path.stem.split("_")[1]) > step:
                 path.unlink()

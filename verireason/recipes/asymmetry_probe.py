@@ -107,11 +107,12 @@ def probe_checkpoint(cfg: AsymmetryCfg, model: ModelCfg, step: int, out: Path) -
         groups.setdefault((s.bench, s.problem_id), []).append(s)
     pairs = balanced_verification_set(list(groups.values()), random.Random(cfg.seed + step))
     log = RecordLog(out / "verifications.jsonl", Verdict)
-    log.path.write_text("")  # the set is rebuilt deterministically, so a partial file is redone whole
+    log.path.unlink(missing_ok=True)  # the set is rebuilt deterministically, so a partial file is redone whole
     judged = [Judged(Problem(s.problem_id, s.problem, s.gold, s.bench, level=s.level), s.bench, s.sample_index,
                      s.completion, label) for s, label in pairs]
     if judged:
-        verdicts = verify(engines.generator(), judged, cfg.prompt, model.system_prompt, cfg.verify.sampling, cfg.seed)
+        verdicts = verify(engines.generator(), judged, cfg.prompt, model.system_prompt, cfg.verify.sampling, cfg.seed,
+                          cfg.verify.stop_at_verdict)
         log.append(v for vs in verdicts for v in vs)
     metrics = verification_metrics([(v.claimed, v.truth) for v in log.read()])
     del engines

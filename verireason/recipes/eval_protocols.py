@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 from verireason.config import EvalCfg
+from verireason.files import write_atomic
 from verireason.grading import Grader
 from verireason.metrics import (
     compute_matched,
@@ -41,12 +43,14 @@ def self_verify(cfg: EvalCfg, run_dir: Path, samples: list[Sample], summary: dic
         verifier = engines.verifier()
         system = (cfg.verifier or cfg.model).system_prompt
         per_write = verifier.prompts_per_call(cfg.verify.sampling)  # one engine call per write
-        with tqdm(total=len(todo), unit="judged", desc="verify", disable=not cfg.progress) as bar:
+        with tqdm(total=len(todo) * n, unit="seq", desc="verify", disable=not cfg.progress) as bar, \
+                _reporting((verifier,), bar.update):
             for start in range(0, len(todo), per_write):
-                chunk = todo[start : start + per_write]
-                verdicts = verify(verifier, chunk, cfg.prompt, system, cfg.verify.sampling, cfg.seed + start)
+                chunk, before = todo[start : start + per_write], bar.n
+                verdicts = verify(verifier, chunk, cfg.prompt, system, cfg.verify.sampling, cfg.seed + start,
+                                  cfg.verify.stop_at_verdict)
                 log.append(v for vs in verdicts for v in vs)
-                bar.update(len(chunk))
+                bar.update(before + len(chunk) * n - bar.n)  # engines that report nothing move per write
     keys = {(s.bench, s.problem_id, s.sample_index) for s in samples}
     verdicts = [v for v in log.read() if (v.bench, v.problem_id, v.sample_index) in keys]
     _add_verifier_rows(summary, verdicts)
@@ -92,14 +96,17 @@ def vr_loop(cfg: EvalCfg, run_dir: Path, problems: list[tuple[str, Problem]], en
         generator, verifier = engines.generator(), engines.verifier()
         systems = (cfg.model.system_prompt, (cfg.verifier or cfg.model).system_prompt)
         size = max(1, generator.prompts_per_call(cfg.sampling) * cfg.sampling.n // cfg.verify.chains)
-        with tqdm(total=len(todo), unit="problem", desc="vr_loop", disable=not cfg.progress) as bar:
+        per_problem = cfg.verify.chains * (1 + 2 * cfg.verify.rounds)  # sequences if no chain ever accepts
+        with tqdm(total=len(todo) * per_problem, unit="seq", desc="vr_loop", disable=not cfg.progress) as bar, \
+                _reporting((generator, verifier), bar.update):
             for start in range(0, len(todo), size):
-                chunk = todo[start : start + size]
+                chunk, before = todo[start : start + size], bar.n
                 log.append(run_vr_chains(generator, verifier, chunk, cfg.prompt, systems, cfg.sampling,
                                          cfg.verify.sampling, cfg.verify.rounds, cfg.verify.chains, grader,
-                                         cfg.seed + start, on_round=lambda r, k: bar.set_postfix_str(
-                                             f"round {r}/{cfg.verify.rounds}: {k} chains open")))
-                bar.update(len(chunk))
+                                         cfg.seed + start, cfg.verify.stop_at_verdict, on_phase=lambda label:
+                                         bar.set_postfix_str(f"problems {start + 1}-{start + len(chunk)} "
+                                                             f"of {len(todo)}, {label}")))
+                bar.update(before + len(chunk) * per_problem - bar.n)  # accepted chains skip their later rounds
     selected = {(b, p.id) for b, p in problems}
     chains = [c for c in log.read() if (c.bench, c.problem_id) in selected]
     summary = {}
@@ -111,6 +118,19 @@ def vr_loop(cfg: EvalCfg, run_dir: Path, problems: list[tuple[str, Problem]], en
         for level in sorted({c.level for c in mine if c.level is not None}):
             summary[f"{bench}/{level}"] = vr_metrics([c for c in mine if c.level == level], cfg.verify.rounds)
     return summary
+
+
+@contextmanager
+def _reporting(engines, update):
+    """Let engines report finished sequences to ``update`` while the block runs (``Generator.progress``)."""
+    saved = [getattr(e, "progress", None) for e in engines]
+    for engine in engines:
+        engine.progress = update
+    try:
+        yield
+    finally:
+        for engine, old in zip(engines, saved):
+            engine.progress = old
 
 
 def s2r_attempts(run_dir: Path, samples: list[Sample], summary: dict, grader: Grader) -> None:
@@ -133,7 +153,7 @@ def s2r_attempts(run_dir: Path, samples: list[Sample], summary: dict, grader: Gr
             if s.level is not None or table is per_bench:
                 table[key][0].append(correct)
                 table[key][1].extend(pairs)
-    (run_dir / "attempts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_atomic(run_dir / "attempts.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     for bench, (sequences, pairs) in per_bench.items():
         summary[bench].update({**transition_rates(sequences), **verification_metrics(pairs)})
     for key, (sequences, pairs) in sorted(per_level.items()):

@@ -50,11 +50,6 @@ def check(cfg: RLCfg, command: str) -> None:
             raise UserError(f"unknown {key}={value!r}; valid: {', '.join(valid)}")
     if not cfg.bench:
         raise UserError("no training benchmark: pass --bench (e.g. arith, math_train, dapo_math_17k)")
-    for key, value in (("trainer.prompts_per_step", cfg.trainer.prompts_per_step),
-                       ("trainer.group_size", cfg.trainer.group_size), ("trainer.save_every", cfg.trainer.save_every),
-                       ("optim.micro_batch_size", cfg.optim.micro_batch_size), ("algo.mini_batches", cfg.algo.mini_batches)):
-        if value < 1:
-            raise UserError(f"{key}={value}; it must be at least 1")
 
 
 def _problems(benches: dict, data_dir: str | None, limit: int | None) -> list[tuple[str, Problem]]:

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Times every README example that runs on the embedded model, one after the other, on this machine.
+# Run from the repository root (with ../shared beside it): bash experiments/readme_timings.sh
+# Writes results/readme/timings.md (one row per command: wall seconds, exit code) and each run under results/readme/.
+set -uo pipefail
+VR="${VR:-.venv/bin/verireason}"
+OUT=results/readme
+rm -rf "$OUT" && mkdir -p "$OUT"
+LOG="$OUT/timings.md"
+printf '| command | seconds | exit |\n|---|---|---|\n' > "$LOG"
+run() {  # run LABEL CMD...: time one command, log its output
+  local label="$1"; shift
+  local start=$(date +%s.%N)
+  "$@" > "$OUT/$label.log" 2>&1
+  local rc=$?
+  local secs=$(python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.0f}')" "$start" "$(date +%s.%N)")
+  printf '| `%s` | %s | %s |\n' "${*/#$VR/verireason}" "$secs" "$rc" >> "$LOG"
+  echo "$label: ${secs}s (exit $rc)"
+}
+run solve_arith $VR eval --model smollm2-135m --bench arith --limit 16 sampling=demo --out $OUT/solve_arith
+run solve_math500 $VR eval --model smollm2-135m --bench math500 --data-dir ../shared/benchmarks --limit 20 \
+    sampling.max_tokens=512 --out $OUT/solve_math500
+run self_verify $VR eval --protocol self_verify --samples ../shared/benchmarks/qwen25math_math_cot_samples.jsonl \
+    --limit 8 verify=demo --out $OUT/self_verify
+run vr_loop $VR eval --protocol vr_loop --model smollm2-135m --bench arith --limit 4 sampling=demo verify=demo \
+    --out $OUT/vr_loop
+run rl_gen $VR rl-gen --bench arith preset=cpu_small --steps 3 --out $OUT/rl_gen
+run rl_verify $VR rl-verify --bench arith preset=cpu_small --steps 3 --out $OUT/rl_verify
+run rl_verify_alter $VR rl-verify --bench arith preset=cpu_small --steps 3 --schedule verify_alter \
+    schedule.interval=2 --out $OUT/rl_verify_alter
+run probe $VR asymmetry-probe --checkpoints $OUT/rl_gen --limit 16 verify=demo --out $OUT/probe
+run sft_data .venv/bin/python experiments/paper1/make_sft_data.py $OUT/sft.jsonl 32
+run sft_init $VR sft-init --data $OUT/sft.jsonl --steps 4 batch_size=16 kl_coef=0.1 --out $OUT/sft
+cat "$LOG"
