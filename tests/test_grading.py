@@ -236,3 +236,16 @@ def test_workers_end_with_a_killed_parent(tmp_path):
         time.sleep(0.2)
     os.kill(worker, signal.SIGKILL)
     pytest.fail("the grading worker outlived its killed parent")
+
+
+def test_requests_larger_than_a_pipe_buffer_do_not_stall():
+    """A request of 300 kB (several pipe buffers) is written as the worker reads it, well within the time limit."""
+    huge = "\\text{" + "a" * 300_000 + "}"
+    checker = EquivalenceChecker(timeout_s=4.0, workers=1, cache=False)
+    try:
+        checker.check_many([("1", "1")])
+        start = time.monotonic()
+        assert checker.check_many([(huge, "1"), ("2", "2")]) == [False, True]
+        assert checker.timeouts == 0 and time.monotonic() - start < 4.0
+    finally:
+        checker.close()

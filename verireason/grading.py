@@ -202,6 +202,23 @@ class _Worker:
             pipe.close()
 
 
+def _registered(selector, pipe) -> bool:
+    try:
+        selector.get_key(pipe)
+        return True
+    except KeyError:
+        return False
+
+
+def _watch_writes(selector, worker: _Worker) -> None:
+    """Ask the selector to wake us when ``worker``'s stdin takes more bytes, exactly while some are waiting."""
+    waiting, watched = worker.wants_write(), _registered(selector, worker.proc.stdin)
+    if waiting and not watched:
+        selector.register(worker.proc.stdin, selectors.EVENT_WRITE, worker)
+    elif watched and not waiting:
+        selector.unregister(worker.proc.stdin)
+
+
 def _stop_all(pool: list[_Worker]) -> None:
     for worker in pool:
         worker.kill()
@@ -275,14 +292,18 @@ class EquivalenceChecker:
             capacity += self.chunk
 
     def _wait(self, selector, results: list, queue: deque) -> None:
-        """Read the replies that arrive before the nearest deadline; write what the pipes now take."""
+        """Read the replies that arrive before the nearest deadline; write requests as the pipes take them."""
         for worker in self._pool:
-            if worker.wants_write():
-                worker.flush()
+            _watch_writes(selector, worker)
         due = [w.deadline for w in self._pool if w.pending or not w.ready]
         timeout = max(0.0, min(due) - time.monotonic()) if due else 0.0
         for key, _ in selector.select(timeout):
             worker = key.data
+            if key.fileobj is worker.proc.stdin:
+                worker.flush()
+                continue
+            if worker not in self._pool:  # retired earlier in this round
+                continue
             replies = worker.receive()
             if replies is None:  # died (out of memory, say): its oldest check is the likely cause
                 self.crashes += 1
@@ -313,7 +334,9 @@ class EquivalenceChecker:
         if worker.pending:
             results[worker.pending.popleft()] = False
         queue.extendleft(reversed(worker.pending))
-        selector.unregister(worker.proc.stdout)
+        for pipe in (worker.proc.stdout, worker.proc.stdin):
+            if _registered(selector, pipe):
+                selector.unregister(pipe)
         worker.kill()
         self._pool.remove(worker)
 

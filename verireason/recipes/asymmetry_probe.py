@@ -97,7 +97,7 @@ def probe_checkpoint(cfg: AsymmetryCfg, model: ModelCfg, step: int, out: Path) -
                        grader=cfg.grader, verify=cfg.verify, limit=cfg.limit, seed=cfg.seed, data_dir=cfg.data_dir,
                        progress=cfg.progress)
     engines = Engines(eval_cfg)
-    grader = Grader(cfg.grader.name, cfg.grader.timeout_s)
+    grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)
     try:
         samples = solve_samples(eval_cfg, out, engines, grader)
     finally:

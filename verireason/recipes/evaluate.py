@@ -59,7 +59,7 @@ def run(cfg: EvalCfg, run_dir: Path, generator: Generator | None = None,
     if cfg.protocol not in PROTOCOLS:
         raise UserError(f"unknown protocol {cfg.protocol!r}; valid: {', '.join(PROTOCOLS)}")
     engines = Engines(cfg, generator, verifier)
-    grader = Grader(cfg.grader.name, cfg.grader.timeout_s)
+    grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)
     notes: list[str] = []
     try:
         if cfg.protocol == "vr_loop":

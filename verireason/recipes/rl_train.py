@@ -88,7 +88,7 @@ def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
             print(f"resuming {run_dir} from {resume_from.name}", flush=True)
     elif main:
         log.truncate_after(-1)  # a fresh run starts with empty logs
-    grader = Grader(cfg.grader.name, cfg.grader.timeout_s)
+    grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)
     reward = {"correct_value": cfg.reward.correct, "incorrect_value": cfg.reward.incorrect,
               "overlong_buffer": cfg.reward.overlong_buffer, "overlong_penalty": cfg.reward.overlong_penalty}
     objectives = Objectives(
