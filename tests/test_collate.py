@@ -40,3 +40,23 @@ def test_logprobs_match_unpadded_forward(tiny_model_dir):
             logits = model(ids).logits[0, len(p) - 1 : -1]
             alone = torch.log_softmax(logits, -1).gather(-1, torch.tensor(c).unsqueeze(-1)).squeeze(-1)
             assert torch.allclose(batched[row, -len(c):], alone, atol=1e-5)
+
+
+def test_multi_turn_flags_train_only_the_policys_turns():
+    """An episode attempt → feedback → attempt: the feedback tokens (flag False) are never in the loss."""
+    import pytest
+
+    flags = (True, True, False, False, False, True, True)
+    r = Rollout("vil", "g", "p", "c", (1, 2), (10, 11, 50, 51, 52, 12, 13), 1.0, "stop", trained=flags)
+    batch = rollouts_to_batch([r], [0.5], pad_id=0)
+    assert batch.loss_mask.tolist() == [[1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0]] and r.trained_tokens == 4
+    with pytest.raises(ValueError, match="trained has 2 entries for 7 tokens"):
+        Rollout("vil", "g", "p", "c", (1,), (10, 11, 50, 51, 52, 12, 13), 1.0, "stop", trained=(True, False))
+
+
+def test_token_advantages_replace_the_scalar_and_mix_with_scalar_rollouts():
+    a = Rollout("s2r", "g", "p", "c", (1,), (4, 5, 6), 1.0, "stop", token_advantages=(1.0, -1.0, 0.5))
+    b = Rollout("s2r", "g", "p", "c", (1, 2), (7, 8), 0.0, "stop")
+    batch = rollouts_to_batch([a, b], [9.0, -0.25], pad_id=0)
+    assert batch.advantages.tolist() == [[1.0, -1.0, 0.5], [0.0, -0.25, -0.25]]  # b's scalar spread, left-padded
+    assert rollouts_to_batch([b], [-0.25], pad_id=0).advantages.tolist() == [-0.25]  # scalars stay [B]

@@ -191,3 +191,17 @@ def test_skipping_zero_advantage_rollouts_changes_nothing(primed_model_dir):
     assert only_zero["loss"] == 0.0 and only_zero["grad_norm"] == 0.0
     for key in skipped:
         assert torch.allclose(skipped[key], full[key], atol=1e-6), key
+
+
+def test_zero_advantage_skip_keeps_rollouts_with_per_token_credit():
+    from verireason.records import Rollout
+    from verireason.trainer import _moves
+
+    plain = Rollout("generate", "g", "p", "c", (1,), (4, 5), 1.0, "stop")
+    assert not _moves(plain, 0.0) and _moves(plain, 0.5)
+    credited = Rollout("s2r", "g", "p", "c", (1,), (4, 5), 1.0, "stop", token_advantages=(0.0, 1.0))
+    assert _moves(credited, 0.0)  # the group scalar is replaced by the per-token advantages
+    untrained = Rollout("s2r", "g", "p", "c", (1,), (4, 5), 1.0, "stop", trained=(True, False),
+                        token_advantages=(0.0, 1.0))
+    assert not _moves(untrained, 0.0)  # the only non-zero advantage sits on an untrained token
+    assert not _moves(Rollout("vil", "g", "p", "c", (1,), (4, 5), 1.0, "stop", trained=(False, False)), 1.0)

@@ -26,7 +26,7 @@ class TrainBatch:
     position_ids: torch.Tensor  # [B, T] 0 at each row's first real token
     targets: torch.Tensor  # [B, C] = input_ids[:, T - C:], the tokens the last C positions predict
     loss_mask: torch.Tensor  # [B, C] float, 1 where a target token is trained
-    advantages: torch.Tensor  # [B] float, 0 for supervised batches
+    advantages: torch.Tensor  # [B] float (one per sequence; 0 for supervised batches) or [B, C] (per token)
 
     def to(self, device) -> "TrainBatch":
         return TrainBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -38,9 +38,10 @@ class TrainBatch:
 
 
 def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
-         trained: Sequence[Sequence[bool]], advantages: Sequence[float], pad_id: int) -> TrainBatch:
+         trained: Sequence[Sequence[bool]], advantages: Sequence[float | Sequence[float]], pad_id: int) -> TrainBatch:
     """A batch from prompt ids, completion ids and per-completion-token loss flags (``trained[i]`` has the length
-    of ``completions[i]``; prompt tokens are never trained)."""
+    of ``completions[i]``; prompt tokens are never trained). ``advantages[i]`` is a scalar or, for per-token
+    credit, a sequence as long as ``completions[i]``; if any is a sequence the batch's advantages are [B, C]."""
     rows = [list(p) + list(c) for p, c in zip(prompts, completions)]
     width = max(len(r) for r in rows)
     span = max(max(len(c) for c in completions), 1)
@@ -53,11 +54,22 @@ def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
         position_ids=(attention.cumsum(-1) - 1).clamp(min=0),
         targets=input_ids[:, width - span:],
         loss_mask=torch.tensor(flags, dtype=torch.float32),
-        advantages=torch.tensor(list(advantages), dtype=torch.float32),
+        advantages=_advantages(advantages, [len(c) for c in completions], span),
     )
 
 
+def _advantages(advantages: Sequence[float | Sequence[float]], lengths: Sequence[int], span: int) -> torch.Tensor:
+    """[B] when every advantage is a scalar; else [B, C], scalars spread over their tokens, left-padded with 0."""
+    if all(isinstance(a, (int, float)) for a in advantages):
+        return torch.tensor([float(a) for a in advantages], dtype=torch.float32)
+    rows = [[float(a)] * n if isinstance(a, (int, float)) else [float(x) for x in a] for a, n in zip(advantages, lengths)]
+    return torch.tensor([[0.0] * (span - len(r)) + r for r in rows], dtype=torch.float32)
+
+
 def rollouts_to_batch(rollouts: Sequence[Rollout], advantages: Sequence[float], pad_id: int) -> TrainBatch:
-    """RL batch: every completion token is trained, no prompt token is."""
+    """RL batch: the completion tokens each rollout's ``trained`` flags name (all by default), no prompt token;
+    a rollout's ``token_advantages``, where set, replace its scalar advantage."""
     return pack([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
-                [[True] * len(r.completion_ids) for r in rollouts], advantages, pad_id)
+                [r.trained if r.trained is not None else [True] * len(r.completion_ids) for r in rollouts],
+                [r.token_advantages if r.token_advantages is not None else a for r, a in zip(rollouts, advantages)],
+                pad_id)

@@ -1,16 +1,21 @@
-"""Per-token log-probabilities and the two losses of training: clipped policy gradient and masked SFT.
+"""Per-token log-probabilities and the losses of training: clipped policy gradient, masked SFT, distillation.
 
 * ``pg_loss``: PPO's clipped surrogate with separate low/high clip ranges (DAPO clip-higher, papers.md §1.5), the
   dual-clip bound for negative advantages (verl ``clip_ratio_c``), token-mean or sequence-mean aggregation, and an
   optional KL penalty to a frozen reference (the k3 estimator, exp(ref - logp) - (ref - logp) - 1).
 * ``sft_loss``: cross-entropy on the trained tokens plus S²R's token-level full-vocabulary KL to the initial
   model (papers.md §3.4).
+* ``generalized_jsd`` / ``sampled_reverse_kl``: the divergences of STV's on-policy distillation (papers.md §2.3,
+  §2.9) between a student and a teacher scored on the same completion tokens; the first over the full vocabulary
+  (or the student's top k), in checkpointed chunks of positions, the second from the sampled tokens alone.
 
-Both take a ``denom``: the number of tokens (token-mean) or sequences (sequence-mean) in the whole mini-batch, so
+``pg_loss`` and ``sft_loss`` take a ``denom``: the number of tokens (token-mean) or sequences (sequence-mean) in the whole mini-batch, so
 gradients accumulated over micro-batches equal those of one big batch.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -54,8 +59,9 @@ def pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor
             clip_low: float = 0.2, clip_high: float = 0.28, dual_clip: float | None = None,
             agg: str = "token_mean", denom: float | None = None, ref_logp: torch.Tensor | None = None,
             kl_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """Clipped policy-gradient loss. logp, old_logp, mask, ref_logp: [B, C]; advantages: [B]."""
-    adv = advantages.unsqueeze(-1)  # [B, 1]
+    """Clipped policy-gradient loss. logp, old_logp, mask, ref_logp: [B, C]; advantages: [B] (one per sequence)
+    or [B, C] (per token)."""
+    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages  # [B, 1] or [B, C]
     ratio = torch.exp(logp - old_logp)  # [B, C]
     unclipped = -adv * ratio
     clipped = -adv * ratio.clamp(1 - clip_low, 1 + clip_high)
@@ -89,3 +95,67 @@ def sft_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, *,
     total = aggregate(nll + kl_coef * kl, mask, "token_mean", denom)
     n = mask.sum().clamp(min=1)
     return total, {"nll": float((nll.detach() * mask).sum() / n), "kl": float((kl.detach() * mask).sum() / n)}
+
+
+# --- distillation divergences (STV's on-policy distillation, papers.md §2.3, §2.9) --------------------------------
+
+DIVERGENCES = ("jsd", "sampled_reverse_kl")
+
+
+def _jsd_terms(student: torch.Tensor, teacher: torch.Tensor, beta: float) -> torch.Tensor:
+    """Generalized JSD per row of logits [N, V] (GKD, Agarwal et al. 2023, Eq. 1), in log space.
+
+    M = β·T + (1−β)·S; JSD_β = β·KL(T‖M) + (1−β)·KL(S‖M). The endpoints are the limits GKD and TRL use, not the
+    formula's degenerate value 0: β = 0 is the forward KL(T‖S), β = 1 the reverse KL(S‖T).
+    """
+    log_s, log_t = torch.log_softmax(student, -1), torch.log_softmax(teacher, -1)
+    if beta == 0:
+        return (log_t.exp() * (log_t - log_s)).sum(-1)
+    if beta == 1:
+        return (log_s.exp() * (log_s - log_t)).sum(-1)
+    log_m = torch.logsumexp(torch.stack([log_t + math.log(beta), log_s + math.log(1 - beta)]), dim=0)
+    kl_t = (log_t.exp() * (log_t - log_m)).sum(-1)
+    kl_s = (log_s.exp() * (log_s - log_m)).sum(-1)
+    return beta * kl_t + (1 - beta) * kl_s
+
+
+def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor, *,
+                    beta: float = 0.5, top_k: int | None = None, chunk: int | None = 1024) -> torch.Tensor:
+    """Per-token generalized JSD [B, C] between student and teacher next-token distributions on the same
+    (student-sampled) completion tokens; 0 where ``mask`` is 0. Gradient flows into ``student_logits`` only.
+
+    logits: [B, C, V] aligned on the same positions; mask: [B, C]. ``top_k``: only the student's k most likely
+    tokens, both distributions renormalized over them (TRL SDFT's top-k mode, papers.md §2.9). ``chunk``: positions
+    per piece (views, no copies), each recomputed in the backward pass (activation checkpointing), so the memory
+    beyond the logits and their gradient is that of one chunk × V rather than of every position; None computes all
+    positions at once. Measured: docs/benchmarks.md, "Distillation divergence memory".
+    """
+    if not 0 <= beta <= 1:
+        raise ValueError(f"beta={beta} must be in [0, 1]")
+    vocab = student_logits.shape[-1]
+    student, teacher = student_logits.reshape(-1, vocab), teacher_logits.detach().reshape(-1, vocab)  # views
+    pieces = []
+    for start in range(0, student.shape[0], chunk or student.shape[0]):
+        s, t = student[start : start + (chunk or student.shape[0])], teacher[start : start + (chunk or student.shape[0])]
+        if chunk is None:
+            pieces.append(_divergence(s, t, beta, top_k))
+        else:
+            from torch.utils.checkpoint import checkpoint
+
+            pieces.append(checkpoint(_divergence, s, t, beta, top_k, use_reentrant=False))
+    return torch.where(mask.bool(), torch.cat(pieces).reshape(mask.shape), 0.0)
+
+
+def _divergence(student: torch.Tensor, teacher: torch.Tensor, beta: float, top_k: int | None) -> torch.Tensor:
+    """JSD rows of [N, V] logits, over the student's top k tokens (both renormalized there) when ``top_k`` is set."""
+    if top_k is not None and top_k < student.shape[-1]:
+        index = student.detach().topk(top_k, dim=-1).indices  # [N, k]
+        student, teacher = student.gather(-1, index), teacher.gather(-1, index)
+    return _jsd_terms(student, teacher, beta)
+
+
+def sampled_reverse_kl(student_logp: torch.Tensor, teacher_logp: torch.Tensor) -> torch.Tensor:
+    """The sampled-token estimator of the reverse KL(S‖T), a separate objective from JSD (papers.md §2.9): per
+    token ``(log S(y) − log T(y)).detach() · log S(y)``, whose gradient in expectation over y ~ S is that of
+    KL(S‖T). Inputs: log-probs [B, C] of the sampled tokens; valid only for tokens the student sampled."""
+    return (student_logp - teacher_logp).detach() * student_logp

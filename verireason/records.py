@@ -170,6 +170,10 @@ class Rollout:
         prompt_ids / completion_ids: token ids exactly as sampled (the loss is taken on ``completion_ids`` only).
         reward: the scalar reward.
         meta: per-objective details for logs (``correct``, ``label``, ``claimed``, ``extracted``, ``problem_id``).
+        trained: per-completion-token loss flags (None: every token). In a multi-turn episode the policy's own
+            turns are trained and the verifier's feedback between them is not (STV's ViL, S²R, papers.md §2.4, §3.5).
+        token_advantages: per-completion-token advantages (None: the group's scalar advantage for every token),
+            for methods whose credit differs along one sequence (S²R's process-level RL, OPD as an advantage).
     """
 
     objective: str
@@ -181,3 +185,16 @@ class Rollout:
     reward: float
     finish_reason: str
     meta: dict[str, Any] = field(default_factory=dict)
+    trained: tuple[bool, ...] | None = None
+    token_advantages: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("trained", "token_advantages"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.completion_ids):
+                raise ValueError(f"Rollout.{name} has {len(value)} entries for {len(self.completion_ids)} tokens")
+
+    @property
+    def trained_tokens(self) -> int:
+        """How many completion tokens are in the loss."""
+        return len(self.completion_ids) if self.trained is None else sum(self.trained)

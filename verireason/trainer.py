@@ -76,6 +76,15 @@ def _pad_left(rows: Sequence[torch.Tensor], width: int) -> torch.Tensor:
     return torch.stack([torch.cat([torch.zeros(width - len(r)), r]) for r in rows])
 
 
+def _moves(rollout: Rollout, advantage: float) -> bool:
+    """Whether a rollout can contribute any gradient to the policy-gradient loss (a non-zero advantage somewhere on
+    a trained token)."""
+    if rollout.token_advantages is None:
+        return advantage != 0 and rollout.trained_tokens > 0
+    flags = rollout.trained or (True,) * len(rollout.completion_ids)
+    return any(a != 0 and f for a, f in zip(rollout.token_advantages, flags))
+
+
 class Learner:
     """The policy being trained, its optimizer and LR schedule, and its rollout engine."""
 
@@ -196,13 +205,13 @@ class Learner:
         so on one process they are not run at all; they still count in the loss denominator, and when nothing is
         left the optimizer steps on zero gradients, as it would have. (Under DDP every process must run the same
         number of backward passes, so there all rollouts run.)"""
-        tokens = sum(len(rollouts[i].completion_ids) for i in indices)
+        tokens = sum(rollouts[i].trained_tokens for i in indices)
         denom = tokens if self.hyper["agg"] == "token_mean" else len(indices)
         if self.skip_zero_advantage and ref is None:
-            indices = [i for i in indices if adv[i] != 0]
+            indices = [i for i in indices if _moves(rollouts[i], adv[i])]
         indices = sorted(indices, key=lambda i: -(len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids)))
         micro = chunks(indices, self.micro_batch_size)
-        ran = max(sum(len(rollouts[i].completion_ids) for i in indices), 1)  # statistics are over what ran
+        ran = max(sum(rollouts[i].trained_tokens for i in indices), 1)  # statistics are over what ran
         if not micro:
             for p in self.model.parameters():
                 p.grad = torch.zeros_like(p)
