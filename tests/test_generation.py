@@ -108,3 +108,12 @@ def test_vllm_engine_matches_the_interface(tiny_model_dir):
     assert [len(x) for x in out] == [4, 4]
     assert all(1 <= c.tokens <= 8 and c.finish_reason in ("stop", "length") for cs in out for c in cs)
     assert len({c.text for c in out[0]}) > 1  # n samples of one prompt differ
+    greedy = SamplingCfg(temperature=0.0, max_tokens=40)
+    prompt = ["<|im_start|>user\nabc<|im_end|>\n<|im_start|>assistant\n"]
+    full = engine.generate(prompt, greedy, seed=0)[0][0].text
+    piece = re.search(r"[ -~]{3}", full).group(0)
+    reports = []
+    engine.progress = reports.append
+    kept = engine.generate(prompt, SamplingCfg(temperature=0.0, max_tokens=40, stop_after=[piece]), seed=0)[0][0]
+    assert kept.text == full[: full.index(piece) + len(piece)] and kept.finish_reason == "stop"
+    assert sum(reports) == 1
