@@ -174,6 +174,8 @@ class Rollout:
             turns are trained and the verifier's feedback between them is not (STV's ViL, S²R, papers.md §2.4, §3.5).
         token_advantages: per-completion-token advantages (None: the group's scalar advantage for every token),
             for methods whose credit differs along one sequence (S²R's process-level RL, OPD as an advantage).
+        teacher_prompt_ids: the prompt under which a distillation teacher scores ``completion_ids`` (STV's
+            privileged context: problem, candidate, verdict and reference, papers.md §2.3); None: ``prompt_ids``.
     """
 
     objective: str
@@ -187,6 +189,7 @@ class Rollout:
     meta: dict[str, Any] = field(default_factory=dict)
     trained: tuple[bool, ...] | None = None
     token_advantages: tuple[float, ...] | None = None
+    teacher_prompt_ids: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("trained", "token_advantages"):

@@ -1,7 +1,8 @@
 """The training engine: a ``Learner`` (policy, optimizer, rollout engine, one ``update``) and the two loops.
 
-* ``Learner.update(rollouts)``: group advantages → mini-batches → clipped policy-gradient loss → AdamW step,
-  with gradient accumulation over micro-batches (papers.md §1.5, §1.7).
+* ``Learner.update(rollouts)``: group advantages → mini-batches → clipped policy-gradient loss (plus, with a
+  ``Distill``, a JSD term to a teacher on the same tokens, papers.md §2.3) → AdamW step, with gradient
+  accumulation over micro-batches (papers.md §1.5, §1.7).
 * ``rl_loop``: steps of ``step_fn`` (a schedule: rollouts and updates), then evaluation, logging and
   checkpoints on their cadences; every phase is timed and logged as ``time/<phase>``.
 * ``sft_loop``: masked supervised updates with an optional KL to the initial model (papers.md §3.4).
@@ -20,16 +21,25 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from verireason.advantages import group_advantages
 from verireason.checkpoint import load_training_state, save_checkpoint
-from verireason.collate import TrainBatch, rollouts_to_batch
+from verireason.collate import TrainBatch, pack, rollouts_to_batch
 from verireason.config import SamplingCfg
 from verireason.generation import HFGenerator
-from verireason.losses import forward_logits, pg_loss, sft_loss, token_entropy, token_logprobs
+from verireason.losses import (
+    aggregate,
+    forward_logits,
+    generalized_jsd,
+    pg_loss,
+    sft_loss,
+    token_entropy,
+    token_logprobs,
+)
 from verireason.protocols import generate_batched
 from verireason.records import Completion, Rollout
 
@@ -85,6 +95,23 @@ def _moves(rollout: Rollout, advantage: float) -> bool:
     return any(a != 0 and f for a, f in zip(rollout.token_advantages, flags))
 
 
+@dataclass
+class Distill:
+    """A distillation term in the policy update (STV's on-policy distillation, papers.md §2.3, §2.9): the loss
+    becomes ``pg_coef · L_PG + coef · L_JSD``, with L_JSD the generalized JSD between the policy (student) and
+    ``teacher`` on the rollouts' own completion tokens, the teacher reading each rollout's ``teacher_prompt_ids``.
+
+    ``teacher`` is a frozen model (no gradient; e.g. the initial weights) or ``"live"``: the current policy itself,
+    under no_grad. ``beta``, ``top_k``, ``chunk`` are those of ``losses.generalized_jsd``."""
+
+    teacher: object
+    coef: float = 1.0
+    pg_coef: float = 1.0
+    beta: float = 0.5
+    top_k: int | None = None
+    chunk: int | None = 1024
+
+
 class Learner:
     """The policy being trained, its optimizer and LR schedule, and its rollout engine."""
 
@@ -92,10 +119,13 @@ class Learner:
                  warmup_steps: int, grad_clip: float, micro_batch_size: int, advantage: str = "grpo",
                  clip_low: float = 0.2, clip_high: float = 0.28, dual_clip: float | None = None,
                  loss_agg: str = "token_mean", kl_coef: float = 0.0, epochs: int = 1, mini_batches: int = 1,
-                 gen_batch_size: int = 64, max_context: int = 4096):
+                 gen_batch_size: int = 64, max_context: int = 4096, distill: Distill | None = None):
         self.accelerator = accelerator
         self.tokenizer = tokenizer
         self.ref_model = ref_model.to(accelerator.device).train(False) if ref_model is not None else None
+        self.distill = distill
+        if distill is not None and distill.teacher != "live":
+            distill.teacher = distill.teacher.to(accelerator.device).train(False).requires_grad_(False)
         self.hyper = dict(clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, agg=loss_agg, kl_coef=kl_coef)
         self.advantage, self.epochs, self.mini_batches = advantage, epochs, mini_batches
         self.micro_batch_size, self.grad_clip = micro_batch_size, grad_clip
@@ -207,7 +237,7 @@ class Learner:
         number of backward passes, so there all rollouts run.)"""
         tokens = sum(rollouts[i].trained_tokens for i in indices)
         denom = tokens if self.hyper["agg"] == "token_mean" else len(indices)
-        if self.skip_zero_advantage and ref is None:
+        if self.skip_zero_advantage and ref is None and self.distill is None:
             indices = [i for i in indices if _moves(rollouts[i], adv[i])]
         indices = sorted(indices, key=lambda i: -(len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids)))
         micro = chunks(indices, self.micro_batch_size)
@@ -227,6 +257,12 @@ class Learner:
             ref_logp = _pad_left([ref[i] for i in chunk], width).to(logp) if ref else None
             loss, s = pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, denom=denom, ref_logp=ref_logp,
                               **self.hyper)
+            if self.distill is not None:
+                d = self.distill
+                jsd = generalized_jsd(logits, self.teacher_logits([rollouts[i] for i in chunk]), batch.loss_mask,
+                                      beta=d.beta, top_k=d.top_k, chunk=d.chunk)  # [B, C]
+                loss = d.pg_coef * loss + d.coef * aggregate(jsd, batch.loss_mask, self.hyper["agg"], denom)
+                totals["jsd"] += float((jsd.detach() * batch.loss_mask).sum()) / ran
             self.accelerator.backward(loss)
             share = float(batch.loss_mask.sum()) / ran
             totals["loss"] += loss.item()
@@ -234,6 +270,19 @@ class Learner:
                 totals[key] += s[key] * share
             totals["entropy"] += float((token_entropy(logits) * batch.loss_mask).sum()) / ran
         return {**totals, **self._apply(), "tokens": tokens, "optimizer_steps": 1}
+
+    @torch.no_grad()
+    def teacher_logits(self, rollouts: Sequence[Rollout]) -> torch.Tensor:
+        """The distillation teacher's logits [B, C, V] on the rollouts' completion tokens, read under each rollout's
+        ``teacher_prompt_ids``: aligned position for position with the student's ``forward_logits`` of the same
+        rollouts, since both batches are left-padded and end with the same completions."""
+        batch = pack([r.teacher_prompt_ids or r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
+                     [[True] * len(r.completion_ids) for r in rollouts], [0.0] * len(rollouts), self.pad_id)
+        batch = batch.to(self.accelerator.device)
+        if self.distill.teacher != "live":
+            return forward_logits(self.distill.teacher, batch)
+        with self._generation_model() as policy:  # the current weights, in eval mode
+            return forward_logits(policy, batch)
 
     def _micro_batches(self, batches: Sequence[TrainBatch]) -> Iterator[TrainBatch]:
         """Each micro-batch on the device; the caller's backward runs inside ``no_sync`` for all but the last, so
