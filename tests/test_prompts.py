@@ -57,14 +57,17 @@ def test_s2r_family():
 
 def test_stv_informed_verifier_sees_the_reference_and_refine_sees_feedback():
     prompt = family("stv")
-    [turn] = informed_verify_messages(PROBLEM, RESPONSE, prompt)
+    [turn] = informed_verify_messages(PROBLEM, RESPONSE, True, prompt)
     assert PROBLEM.solution in turn["content"] and RESPONSE in turn["content"]
+    assert "it is correct." in turn["content"] and "{verdict}" not in turn["content"]
+    [wrong] = informed_verify_messages(PROBLEM, RESPONSE, False, prompt)
+    assert "it is incorrect." in wrong["content"] and "explain why it is incorrect" in wrong["content"]
     [plain] = verify_messages(PROBLEM, RESPONSE, prompt)
     assert PROBLEM.solution not in plain["content"]
     [refine] = refine_messages(PROBLEM, RESPONSE, "Step 2 divides by zero.", prompt)
     assert "Step 2 divides by zero." in refine["content"] and RESPONSE in refine["content"]
     with pytest.raises(ValueError):
-        informed_verify_messages(PROBLEM, RESPONSE, family("boxed_cot"))
+        informed_verify_messages(PROBLEM, RESPONSE, True, family("boxed_cot"))
 
 
 @pytest.mark.parametrize("text,expected", [

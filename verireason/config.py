@@ -120,7 +120,8 @@ class PromptCfg:
 
     Templates are filled literally (``str.replace``), so LaTeX braces are left alone. Placeholders: ``{problem}``,
     ``{response}`` (the judged solution, or only its final answer when ``verify_input=answer``), ``{feedback}``,
-    ``{reference}`` (the reference solution, for the informed verifier only). The default family is paper 1's
+    ``{reference}`` and ``{verdict}`` (the reference solution and the true verdict, for the informed verifier
+    only). The default family is paper 1's
     (papers.md §1.3): the generation suffix and the answer-only "teacher" verification prompt, verbatim.
     """
 
@@ -131,7 +132,7 @@ class PromptCfg:
     verify_input: str = "answer"  # answer (paper 1: the extracted final answer) | solution (the whole response)
     verdict: str = "boxed_yes_no"  # boxed_yes_no | s2r_sentence (see prompts.VERDICT_PARSERS)
     refine_user: str = _REFINE
-    informed_verify_user: Optional[str] = None  # sees {reference}; used by STV training (papers.md §2.3)
+    informed_verify_user: Optional[str] = None  # sees {reference} and {verdict}; STV training (papers.md §2.3)
 
 
 @dataclass

@@ -58,13 +58,15 @@ def verify_messages(problem: Problem, response: str, prompt: PromptCfg, model_sy
                   prompt, model_system)
 
 
-def informed_verify_messages(problem: Problem, response: str, prompt: PromptCfg, model_system: str | None = None):
-    """The reference-informed verifier (STV's teacher, papers.md §2.3): also sees the reference solution."""
+def informed_verify_messages(problem: Problem, response: str, correct: bool, prompt: PromptCfg,
+                             model_system: str | None = None):
+    """The reference-informed verifier (STV's teacher, papers.md §2.3): also sees the true verdict (``{verdict}``:
+    "correct" or "incorrect", the grader's) and the reference solution (``{reference}``)."""
     if prompt.informed_verify_user is None:
         raise ValueError(f"prompt family {prompt.name!r} has no informed_verify_user template")
     reference = problem.solution or f"The correct final answer is {problem.answer}."
     user = _fill(prompt.informed_verify_user, problem=problem.problem, response=judged_text(response, prompt),
-                 reference=reference)
+                 reference=reference, verdict="correct" if correct else "incorrect")
     return _turns(user, prompt, model_system)
 
 
