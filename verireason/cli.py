@@ -132,6 +132,25 @@ def evaluate(ctx: typer.Context, model: ModelOpt = None, bench: BenchOpt = None,
         recipe.run(to_object(composed), run_dir)
 
 
+RunArg = Annotated[Path, typer.Argument(help="an eval run directory (samples.jsonl and config.yaml)")]
+BinsOutOpt = Annotated[Path, typer.Option(help="where the bin files go (read them with --data-dir)")]
+HardBelowOpt = Annotated[float, typer.Option(help="Hard bin: 0 < pass rate < this (STV: 0.2)")]
+
+
+@app.command("bins")
+def bins(run: RunArg, out: BinsOutOpt = Path("data"), hard_below: HardBelowOpt = 0.2) -> None:
+    """STV's difficulty bins from an eval run: Hardest (0 of k correct) and Hard (0 < pass rate < 0.2)."""
+    with _user_errors():
+        from verireason.bins import write_bins
+
+        if not 0 < hard_below <= 1:
+            raise UserError(f"--hard-below={hard_below} is out of range: it must be in (0, 1]")
+        written = write_bins(run, out, hard_below)
+        typer.echo("| bench | bin | problems | file |\n|---|---|---|---|")
+        for (bench, name), count in written.items():
+            typer.echo(f"| {bench} | {name} | {count} | {out / f'{bench}_{name}.jsonl'} |")
+
+
 CheckpointsOpt = Annotated[Optional[str], typer.Option(
     help="comma list of model dirs or aliases, or a training run folder (its checkpoints in step order)")]
 FromCsvOpt = Annotated[Optional[Path], typer.Option(help="redraw the figure from this asymmetry.csv and exit")]
