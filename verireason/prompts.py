@@ -128,9 +128,14 @@ def parse_verdict(text: str, kind: str = "boxed_yes_no") -> bool | None:
     return VERDICT_PARSERS[kind](text)
 
 
-def feedback_of(verification: str) -> str:
-    """The verifier's feedback: its text without the final verdict line."""
+def feedback_text(verification: str) -> str:
+    """The verifier's feedback: its text without the final verdict line ("" when there is nothing else)."""
     lines = verification.rstrip().splitlines()
     if lines and ("\\boxed" in lines[-1] or _ANSWER_LINE.search(lines[-1]) or _S2R_SENTENCE.search(lines[-1])):
         lines = lines[:-1]
-    return "\n".join(lines).strip() or "The solution was judged incorrect."
+    return "\n".join(lines).strip()
+
+
+def feedback_of(verification: str) -> str:
+    """The feedback a refinement prompt shows: ``feedback_text``, or a stock sentence when there is none."""
+    return feedback_text(verification) or "The solution was judged incorrect."
