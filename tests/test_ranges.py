@@ -6,34 +6,20 @@ command, so a field added later is covered without a new test.
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
-
 import pytest
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from typer.testing import CliRunner
 
 from verireason.cli import app
-from verireason.config import SCHEMAS, Range, compose
+from verireason.config import SCHEMAS, Range, bounded_fields, compose
 from verireason.errors import UserError
 
 runner = CliRunner()
 
 
-def bounded_keys(node: DictConfig, prefix: str = "") -> list[tuple[str, Range, bool]]:
+def bounded_keys(node) -> list[tuple[str, Range, bool]]:
     """Every (dotted key, range, whether an integer) of a composed config whose field declares a range."""
-    schema = OmegaConf.get_type(node)
-    declared = {f.name: (f.metadata.get("range"), "int" in str(f.type)) for f in fields(schema)} \
-        if is_dataclass(schema) else {}
-    out = []
-    for key in node:
-        if OmegaConf.is_missing(node, key):
-            continue
-        value = node[key]
-        if isinstance(value, DictConfig):
-            out += bounded_keys(value, f"{prefix}{key}.")
-        elif key in declared and declared[key][0] is not None:
-            out.append((f"{prefix}{key}", *declared[key]))
-    return out
+    return [(key, spec.metadata["range"], "int" in str(spec.type)) for key, _, spec in bounded_fields(node)]
 
 
 def outside(valid: Range, integer: bool) -> list[float]:

@@ -12,7 +12,8 @@ import platform
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field, fields, is_dataclass
+from collections.abc import Iterator
+from dataclasses import Field, dataclass, field, fields, is_dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -372,19 +373,27 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
     return cfg
 
 
-def check_ranges(node: DictConfig, prefix: str = "") -> None:
-    """Every ``bounded`` field of a composed config (nested nodes and benchmark dicts too) inside its ``Range``;
-    else one ``UserError`` naming the key, the value and the valid range."""
+def bounded_fields(node: DictConfig, prefix: str = "") -> Iterator[tuple[str, Any, Field]]:
+    """(dotted key, value, dataclass field) of every ``bounded`` field of a composed config, nested nodes and
+    benchmark dicts included."""
     schema = OmegaConf.get_type(node)
-    declared = {f.name: f.metadata.get("range") for f in fields(schema)} if is_dataclass(schema) else {}
+    declared = {f.name: f for f in fields(schema) if "range" in f.metadata} if is_dataclass(schema) else {}
     for key in node:
         if OmegaConf.is_missing(node, key):
             continue
-        value, name = node[key], f"{prefix}{key}"
+        value = node[key]
         if isinstance(value, DictConfig):
-            check_ranges(value, f"{name}.")
-        elif declared.get(key) is not None and value is not None and value not in declared[key]:
-            raise UserError(f"{name}={value} is out of range: it must be {declared[key]}")
+            yield from bounded_fields(value, f"{prefix}{key}.")
+        elif key in declared:
+            yield f"{prefix}{key}", value, declared[key]
+
+
+def check_ranges(node: DictConfig) -> None:
+    """Every ``bounded`` field of a composed config inside its ``Range``; else one ``UserError`` naming the key,
+    the value and the valid range."""
+    for name, value, spec in bounded_fields(node):
+        if value is not None and value not in spec.metadata["range"]:
+            raise UserError(f"{name}={value} is out of range: it must be {spec.metadata['range']}")
 
 
 def _first_line(exc: BaseException) -> str:

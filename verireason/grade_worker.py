@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
 
 
+_MATH_DELIMITER = re.compile(r"(?<!\\)\$|\\\(|\\\[")
+
+
 def _as_math(text: str) -> str:
     """Wrap an answer in ``$…$`` unless it already has math delimiters (an escaped ``\\$`` is not one)."""
-    import re
-
-    return text if re.search(r"(?<!\\)\$|\\\(|\\\[", text) else f"${text}$"
+    return text if _MATH_DELIMITER.search(text) else f"${text}$"
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -134,16 +134,14 @@ def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
         raise ValueError(f"beta={beta} must be in [0, 1]")
     vocab = student_logits.shape[-1]
     student, teacher = student_logits.reshape(-1, vocab), teacher_logits.detach().reshape(-1, vocab)  # views
-    pieces = []
-    for start in range(0, student.shape[0], chunk or student.shape[0]):
-        s, t = student[start : start + (chunk or student.shape[0])], teacher[start : start + (chunk or student.shape[0])]
-        if chunk is None:
-            pieces.append(_divergence(s, t, beta, top_k))
-        else:
-            from torch.utils.checkpoint import checkpoint
+    if chunk is None:
+        values = _divergence(student, teacher, beta, top_k)
+    else:
+        from torch.utils.checkpoint import checkpoint
 
-            pieces.append(checkpoint(_divergence, s, t, beta, top_k, use_reentrant=False))
-    return torch.where(mask.bool(), torch.cat(pieces).reshape(mask.shape), 0.0)
+        values = torch.cat([checkpoint(_divergence, s, t, beta, top_k, use_reentrant=False)
+                            for s, t in zip(student.split(chunk), teacher.split(chunk))])
+    return torch.where(mask.bool(), values.reshape(mask.shape), 0.0)
 
 
 def _divergence(student: torch.Tensor, teacher: torch.Tensor, beta: float, top_k: int | None) -> torch.Tensor:

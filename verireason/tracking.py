@@ -86,14 +86,15 @@ class RecordLog:
         """Drop a line cut off by a kill and groups with fewer than n records (one atomic rewrite, the kept lines
         byte for byte); return the complete groups' keys."""
         text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
-        lines = text[: text.rfind("\n") + 1].splitlines(keepends=True)  # a line cut off by a kill is dropped
+        whole = text[: text.rfind("\n") + 1]  # a line cut off by a kill is dropped
+        lines = whole.splitlines(keepends=True)
         records = [self._decode(line, lineno) for lineno, line in enumerate(lines, start=1)]
         counts: dict = {}
         for r in records:
             counts[key(r)] = counts.get(key(r), 0) + 1
         complete = {k for k, count in counts.items() if count >= n}
         kept = [line for line, r in zip(lines, records) if key(r) in complete]
-        if len(kept) != len(lines) or sum(map(len, lines)) != len(text):
+        if len(kept) != len(lines) or whole != text:
             write_atomic(self.path, "".join(kept))
         return complete
 
