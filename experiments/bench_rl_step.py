@@ -21,8 +21,7 @@ from verireason import arith
 from verireason.config import ModelCfg, PromptCfg, SamplingCfg
 from verireason.grading import Grader
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
-from verireason.rollouts import Objectives
-from verireason.schedules import Schedule
+from verireason.papers.self_verify import Objectives, Schedule
 from verireason.trainer import Learner, Timer, build_accelerator
 
 

@@ -134,8 +134,9 @@ def write_toy_bench(path: Path, n: int = 16, answers: tuple[str, ...] = ("1", "2
 
 def prime_tiny_model(base: Path, work: Path, steps: int = 60) -> Path:
     """The tiny model after a short ``sft-init`` on the toy task's two formats: solutions "\\boxed{1}" or
-    "\\boxed{2}" and verdicts "Answer: \\boxed{Yes}" or "\\boxed{No}", each chosen at random. Its rollouts are then
-    boxed, half right, and its verdicts parseable: RL has signal to act on."""
+    "\\boxed{2}" (also after a previous attempt and feedback, as V-R refinements ask) and verdicts
+    "Answer: \\boxed{Yes}" or "\\boxed{No}", each chosen at random. Its rollouts are then boxed, half right, and its
+    verdicts parseable: RL has signal to act on."""
     import json
     import random
 
@@ -148,6 +149,10 @@ def prime_tiny_model(base: Path, work: Path, steps: int = 60) -> Path:
         rows.append({"prompt": prompt.user.replace("{problem}", question), "completion": f"\\boxed{{{rng.choice('12')}}}"})
         judged = prompt.verify_user.replace("{problem}", question).replace("{response}", rng.choice("12"))
         rows.append({"prompt": judged, "completion": f"Answer: \\boxed{{{rng.choice(['Yes', 'No'])}}}"})
+        if i % 2 == 0:  # refinements (V-R loops, ViL): the same boxed answers after a previous attempt and feedback
+            refine = prompt.refine_user.replace("{problem}", question).replace("{response}", rng.choice("12"))
+            rows.append({"prompt": refine.replace("{feedback}", "Check the last step."),
+                         "completion": f"\\boxed{{{rng.choice('12')}}}"})
     data = work / "prime.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = SFTCfg(model=ModelCfg(name="tiny", path=str(base)), data=str(data), epochs=100, batch_size=16,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from verireason.config import GROUPS, compose, group_options, to_object
+from verireason.config import COMMAND_PRESETS, GROUPS, compose, group_options, to_object
 from verireason.errors import UserError
 
 
@@ -49,12 +49,17 @@ def test_bad_overrides_are_one_line_errors(override, message):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("command", ["rl-gen", "rl-verify"])
-def test_training_commands_compose_with_every_preset(command):
-    for preset in group_options("preset"):
-        overrides = [f"preset={preset}"]
-        cfg = to_object(compose(command, overrides))
+@pytest.mark.parametrize("command", ["rl-gen", "rl-verify", "stv", "vil"])
+def test_training_commands_compose_with_each_of_their_presets(command):
+    for preset in COMMAND_PRESETS[command]:
+        cfg = to_object(compose(command, [f"preset={preset}"]))
         assert cfg.optim.lr > 0
+
+
+def test_every_preset_belongs_to_a_command_and_others_are_refused():
+    assert set(group_options("preset")) == {p for presets in COMMAND_PRESETS.values() for p in presets}
+    with pytest.raises(UserError, match="preset 'stv' is not for rl-gen; valid: cpu_small, paper1"):
+        compose("rl-gen", ["preset=stv"])
 
 
 def test_paper1_preset_carries_the_papers_settings():

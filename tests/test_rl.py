@@ -107,7 +107,7 @@ def test_reward_rises_on_a_toy_task(primed_model_dir, toy_dir, tmp_path):
 
 def test_interrupted_run_resumes_step_for_step(primed_model_dir, toy_dir, tmp_path, monkeypatch):
     """A run killed during step 3 and resumed from its step-2 checkpoint matches an uninterrupted run."""
-    from verireason import schedules
+    from verireason.papers import self_verify as schedules
 
     common = ["--schedule", "verify_alter", "schedule.interval=2", *SMALL, "trainer.eval_every=0",
               "trainer.probe_every=0"]

@@ -1,16 +1,25 @@
-"""Paper 2's verifier rollouts (papers.md §2.3): student prompts without the reference, teacher prompts with the
-verdict and the reference, verdict-RL rewards, and one OPD update through the Learner on the tiny model."""
+"""Paper 2's pieces (papers.md §2.3-2.4, §2.8): verifier rollouts (student prompts without the reference, teacher
+prompts with the verdict and the reference, verdict-RL rewards, one OPD update through the Learner), candidate
+choice, and ViL episodes with a scripted verifier (per-episode advantages on every generator turn)."""
 
 from __future__ import annotations
 
 import copy
+import random
 
 import pytest
 import torch
 
+from verireason.advantages import group_advantages
 from verireason.config import SamplingCfg, compose, to_object
-from verireason.records import Judged, Problem
-from verireason.stv import has_feedback, verdict_rl_reward, verification_rollouts
+from verireason.papers.stv import (
+    VerifierInTheLoop,
+    has_feedback,
+    pick_candidates,
+    verdict_rl_reward,
+    verification_rollouts,
+)
+from verireason.records import Judged, Problem, Sample
 from verireason.trainer import Distill, Learner, build_accelerator
 
 REFERENCE = "Add the two numbers: 2 + 3 = 5."
@@ -57,4 +66,57 @@ def test_rollouts_carry_the_privileged_teacher_prompt_and_train_by_opd(learner):
     before = [p.detach().clone() for p in learner.model.parameters()]
     stats = learner.update(rollouts)
     assert stats["jsd"] > 0 and torch.isfinite(torch.tensor(stats["loss"]))
+    assert any(not torch.equal(a, b) for a, b in zip(before, learner.model.parameters()))
+
+
+def _sample(pid: str, index: int, correct: bool) -> Sample:
+    return Sample("toy", pid, index, "p", "c", None, correct, True, 3, "stop", "1")
+
+
+def test_candidates_alternate_labels_where_a_problem_has_both():
+    pool = {("toy", "mixed"): [_sample("mixed", 0, True), _sample("mixed", 1, False)],
+            ("toy", "wrong"): [_sample("wrong", 0, False), _sample("wrong", 1, False)]}
+    keys = [("toy", "mixed")] * 6 + [("toy", "wrong")] * 2
+    picked = pick_candidates(pool, keys, random.Random(0))
+    assert [s.correct for s in picked[:6]] == [True, False] * 3  # balanced where the problem allows it
+    assert [s.correct for s in picked[6:]] == [False, False]  # all-wrong problems (STV's Hardest) still count
+
+
+def test_vil_episodes_train_each_generator_turn_with_its_episodes_advantage(primed_model_dir, fn_generator):
+    """A scripted verifier accepts "\\boxed{1}" and rejects anything else with feedback; gold answers alternate 1/2,
+    so within a problem some episodes end right and some wrong."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from verireason.grading import Grader
+
+    def verdict(prompt: str, i: int) -> str:
+        judged = prompt.split("Solution:")[1].split("Check the solution")[0]
+        return "Looks right.\nVerdict: \\boxed{Yes}" if "\\boxed{1}" in judged else "Line 1 is wrong here.\nVerdict: \\boxed{No}"
+
+    prompt = to_object(compose("eval", ["prompt=stv"])).prompt
+    policy = AutoModelForCausalLM.from_pretrained(primed_model_dir)
+    learner = Learner(build_accelerator("cpu"), policy, AutoTokenizer.from_pretrained(primed_model_dir), lr=1e-3,
+                      weight_decay=0.0, warmup_steps=0, grad_clip=1.0, micro_batch_size=8)
+    problems = [("toy", Problem(f"t{i}", f"Toy question {i}: is the answer 1 or 2?", "12"[i % 2], "toy"))
+                for i in range(4)]
+    grader = Grader("dapo_strict")
+    try:
+        vil = VerifierInTheLoop(learner, fn_generator(verdict, per_call=64), "online", problems, prompt, (None, None),
+                                SamplingCfg(n=4, temperature=1.0, max_tokens=12), SamplingCfg(n=1, max_tokens=24),
+                                rounds=2, grader=grader, prompts_per_step=4, seed=0)
+        rollouts, metrics = vil._online(step=1)
+    finally:
+        grader.close()
+    for r in rollouts:  # one advantage per turn, no per-token flags: the prompt is never trained
+        assert r.token_advantages is not None and len(set(r.token_advantages)) == 1 and r.trained is None
+        assert ("Line 1 is wrong here." in r.prompt) == (r.meta["round"] > 0)  # feedback only ever in prompts
+        assert r.completion not in r.prompt or r.meta["round"] == 0
+    groups = [r.group for r in rollouts if r.meta["round"] == 0]
+    rewards = [r.reward for r in rollouts if r.meta["round"] == 0]
+    expected = group_advantages(rewards, groups, "grpo").tolist()
+    assert [r.token_advantages[0] for r in rollouts if r.meta["round"] == 0] == pytest.approx(expected)
+    assert len(set(rewards)) == 2, "every episode ended the same way: no signal to test"
+    assert 0 <= metrics["vil/final_pass@1"] <= 1 and metrics["vil/turns"] >= 1
+    before = [p.detach().clone() for p in learner.model.parameters()]
+    learner.update(rollouts)
     assert any(not torch.equal(a, b) for a, b in zip(before, learner.model.parameters()))

@@ -231,6 +231,68 @@ def rl_verify(ctx: typer.Context, model: ModelOpt = None, bench: BenchOpt = None
     _train("rl-verify", ctx, model, bench, eval_bench, limit, data_dir, out, seed, resume, steps, schedule, cfg)
 
 
+MethodOpt = Annotated[Optional[str], typer.Option(help="sft | verdict_rl | opd | stv")]
+CandidatesOpt = Annotated[Optional[Path], typer.Option(
+    help="an eval run (or its samples.jsonl) of the generator on --bench: the candidates; default: sampled live")]
+
+
+def _run_command(command: str, overrides: list[str], cfg: bool, recipe_name: str) -> None:
+    """Compose ``command``'s config, print it (``--cfg``) or check it, make the run directory and run the recipe."""
+    from importlib import import_module
+
+    from omegaconf import OmegaConf
+
+    from verireason.config import compose, to_object
+
+    composed = compose(command, overrides)
+    if cfg:
+        typer.echo(OmegaConf.to_yaml(composed))
+        return
+    recipe = import_module(f"verireason.recipes.{recipe_name}")
+    typed = to_object(composed)
+    recipe.check(typed)
+    run_dir = _prepare_run_dir(command, composed)
+    typer.echo(f"run directory: {run_dir}")
+    recipe.run(typed, run_dir)
+
+
+@app.command("stv", context_settings=OVERRIDES)
+def stv(ctx: typer.Context, model: ModelOpt = None, method: MethodOpt = None, bench: BenchOpt = None,
+        eval_bench: EvalBenchOpt = None, samples: CandidatesOpt = None, limit: LimitOpt = None,
+        data_dir: DataDirOpt = None, out: OutOpt = None, seed: SeedOpt = None, resume: ResumeOpt = False,
+        steps: StepsOpt = None, cfg: CfgOpt = False) -> None:
+    """Train a verifier (paper 2): sft, verdict_rl, opd (on-policy distillation from the reference-informed self),
+    or stv (opd + verdict-RL); its checkpoints serve `eval --verifier`."""
+    with _user_errors():
+        extra = [f"method={method}"] if method else []
+        extra += [f"bench@eval_bench=[{eval_bench}]"] if eval_bench else []
+        extra += [f"candidates.samples='{samples}'"] if samples else []
+        extra += [f"trainer.max_steps={steps}"] if steps is not None else []
+        _run_command("stv", _common_overrides(model, bench, limit, data_dir, out, seed, resume) + extra
+                     + _extra_overrides(ctx.args), cfg, "stv")
+
+
+ModeOpt = Annotated[Optional[str], typer.Option(help="online (V-R episodes) | prompts (next turn of a V-R eval run)")]
+ChainsOpt = Annotated[Optional[Path], typer.Option(help="prompts mode: a `eval --protocol vr_loop` run on --bench")]
+
+
+@app.command("vil", context_settings=OVERRIDES)
+def vil(ctx: typer.Context, model: ModelOpt = None, verifier: VerifierOpt = None, bench: BenchOpt = None,
+        eval_bench: EvalBenchOpt = None, mode: ModeOpt = None, chains: ChainsOpt = None, limit: LimitOpt = None,
+        data_dir: DataDirOpt = None, out: OutOpt = None, seed: SeedOpt = None, resume: ResumeOpt = False,
+        steps: StepsOpt = None, cfg: CfgOpt = False) -> None:
+    """RL of the generator inside verify-refine loops with a frozen verifier (paper 2's ViL); held-out round-0 and
+    final pass@1."""
+    with _user_errors():
+        extra = model_overrides(verifier, "verifier") if verifier else []
+        extra += [f"bench@eval_bench=[{eval_bench}]"] if eval_bench else []
+        extra += [f"vil.mode={mode}"] if mode else []
+        extra += [f"vil.chains='{chains}'"] if chains else []
+        extra += [f"trainer.max_steps={steps}"] if steps is not None else []
+        _run_command("vil", _common_overrides(model, bench, limit, data_dir, out, seed, resume) + extra
+                     + _extra_overrides(ctx.args), cfg, "vil")
+
+
 DataOpt = Annotated[Optional[Path], typer.Option(help="JSONL of messages, prompt/completion or prompt/segments")]
 
 

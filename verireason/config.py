@@ -323,9 +323,110 @@ class SFTCfg:
     progress: bool = True
 
 
+@dataclass
+class DistillCfg:
+    """STV's on-policy distillation term (papers.md §2.3, §2.9): ``opd_coef · L_OPD + pg_coef · L_PG``.
+
+    The official coefficients are unknown (§2.8): 1 and 1 are ours. ``method=opd`` drops the PG term, ``verdict_rl``
+    the OPD term, whatever these say."""
+
+    teacher: str = "frozen"  # frozen: the initial weights (the default of public OPD code) | live: the current policy
+    opd_coef: float = bounded(1.0, NON_NEGATIVE)
+    pg_coef: float = bounded(1.0, NON_NEGATIVE)  # method=stv only
+    divergence: str = "jsd"  # jsd (generalized JSD, full vocabulary or top-k) | sampled_reverse_kl (a different objective)
+    beta: float = bounded(0.5, Range(0, 1))  # JSD β: 0 forward KL(T‖S), 1 reverse KL(S‖T), 0.5 the paper's α = 0.5
+    top_k: Optional[int] = bounded(None, AT_LEAST_1)  # the student's k most likely tokens (null: full vocabulary)
+    chunk: Optional[int] = bounded(1024, AT_LEAST_1)  # positions per checkpointed piece (null: all at once)
+
+
+@dataclass
+class CandidatesCfg:
+    """The solutions the verifier learns to judge: the generator's own graded attempts (papers.md §2.8)."""
+
+    # an eval run (or its samples.jsonl) of the generator on the training benchmark; null: the policy samples them
+    samples: Optional[str] = None
+    # attempts per problem when the policy samples them (the official verifier data: --rollout_n 8)
+    sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=8, temperature=1.0, top_p=1.0, max_tokens=10240))
+    # held-out candidates (an eval run on eval_bench); null: the initial policy samples them once, kept in the run
+    heldout_samples: Optional[str] = None
+    heldout_per_label: int = bounded(2, AT_LEAST_1)  # correct and incorrect attempts per held-out problem
+
+
+@dataclass
+class STVCfg:
+    """``verireason stv``: train a verifier with sft | verdict_rl | opd | stv (paper 2, papers.md §2.3, §2.8)."""
+
+    model: ModelCfg = field(default_factory=ModelCfg)
+    method: str = "stv"  # sft | verdict_rl | opd | stv
+    bench: dict[str, BenchCfg] = field(default_factory=dict)  # training problems (reference solutions for the teacher)
+    eval_bench: dict[str, BenchCfg] = field(default_factory=dict)  # held-out problems for verification metrics
+    candidates: CandidatesCfg = field(default_factory=CandidatesCfg)
+    # the verifier's samples; trainer.group_size of them per candidate (ours: the paper's sizes are unknown, §2.7)
+    sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=4, temperature=1.0, top_p=1.0, max_tokens=2048))
+    eval_sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=1, temperature=0.6, top_p=0.95, max_tokens=2048))
+    stop_at_verdict: bool = False  # end each verification at its verdict (laptop runs; the papers read whole texts)
+    # verdict-RL's "feedback is present": at least this many words besides the verdict line (ours; 0: any text)
+    feedback_words: int = bounded(3, NON_NEGATIVE)
+    prompt: PromptCfg = field(default_factory=PromptCfg)
+    engine: EngineCfg = field(default_factory=EngineCfg)
+    grader: GraderCfg = field(default_factory=lambda: GraderCfg(name="dapo_strict"))
+    distill: DistillCfg = field(default_factory=DistillCfg)
+    algo: AlgoCfg = field(default_factory=AlgoCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    trainer: TrainerCfg = field(default_factory=TrainerCfg)  # prompts_per_step = candidates per step
+    limit: Optional[int] = bounded(None, AT_LEAST_1)
+    eval_limit: Optional[int] = bounded(None, AT_LEAST_1)
+    seed: int = 0
+    data_dir: Optional[str] = None
+    out: Optional[str] = None
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ViLOptions:
+    """ViL's episodes (papers.md §2.4, §2.8). The paper leaves rounds, intermediate rewards and masking open (§2.4):
+    these defaults are ours."""
+
+    mode: str = "online"  # online: V-R episodes | prompts: the next turn of pre-built [problem, attempt, feedback] prompts
+    rounds: int = bounded(2, AT_LEAST_1)  # verify-refine rounds per training episode (online)
+    reward: str = "final"  # final: the episode's last attempt | every_round: each attempt its own correctness
+    chains: Optional[str] = None  # prompts mode: a `eval --protocol vr_loop` run (or its chains.jsonl)
+
+
+@dataclass
+class ViLCfg:
+    """``verireason vil``: RL of the generator inside V-R loops with a frozen verifier (paper 2, papers.md §2.4)."""
+
+    model: ModelCfg = field(default_factory=ModelCfg)  # the generator (the paper: an RLVR-converged Qwen3-8B)
+    verifier: Optional[ModelCfg] = None  # frozen verifier (--verifier); null: the initial model ("ViL + self-verify")
+    bench: dict[str, BenchCfg] = field(default_factory=dict)
+    eval_bench: dict[str, BenchCfg] = field(default_factory=dict)
+    vil: ViLOptions = field(default_factory=ViLOptions)
+    sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=8, temperature=1.0, top_p=1.0, max_tokens=10240))
+    eval_sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=1, temperature=0.6, top_p=0.95, max_tokens=10240))
+    verify: VerifyCfg = field(default_factory=VerifyCfg)  # the verifier's sampling; rounds × chains of held-out V-R loops
+    prompt: PromptCfg = field(default_factory=PromptCfg)
+    engine: EngineCfg = field(default_factory=EngineCfg)
+    grader: GraderCfg = field(default_factory=lambda: GraderCfg(name="dapo_strict"))
+    algo: AlgoCfg = field(default_factory=AlgoCfg)
+    optim: OptimCfg = field(default_factory=OptimCfg)
+    trainer: TrainerCfg = field(default_factory=TrainerCfg)  # group_size = episodes (or refinements) per prompt
+    limit: Optional[int] = bounded(None, AT_LEAST_1)
+    eval_limit: Optional[int] = bounded(None, AT_LEAST_1)
+    seed: int = 0
+    data_dir: Optional[str] = None
+    out: Optional[str] = None
+    resume: bool = False
+    progress: bool = True
+
+
 SCHEMAS: dict[str, type] = {"eval": EvalCfg, "asymmetry-probe": AsymmetryCfg, "rl-gen": RLCfg, "rl-verify": RLCfg,
-                            "sft-init": SFTCfg}
+                            "sft-init": SFTCfg, "stv": STVCfg, "vil": ViLCfg}
 GROUPS = ("model", "bench", "sampling", "prompt", "engine", "grader", "verify", "preset")
+# The presets (conf/preset/) each command's config can take: each spells out one command's settings.
+COMMAND_PRESETS = {"rl-gen": ("cpu_small", "paper1"), "rl-verify": ("cpu_small", "paper1"), "stv": ("stv", "stv_cpu"),
+                   "vil": ("vil", "vil_cpu")}
 
 
 def _register() -> None:
@@ -353,6 +454,15 @@ def _check_choices(overrides: list[str]) -> None:
                 raise UserError(f"unknown {group} {name.strip()!r}; valid: {', '.join(group_options(group))}")
 
 
+def _check_preset(command: str, overrides: list[str]) -> None:
+    """A preset of another command is one clear error, not a missing-key error from deep inside Hydra."""
+    valid = COMMAND_PRESETS.get(command, ())
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key.lstrip("+~") == "preset" and value not in valid:
+            raise UserError(f"preset {value!r} is not for {command}; valid: {', '.join(valid) or 'none'}")
+
+
 def compose(command: str, overrides: list[str]) -> DictConfig:
     """Compose ``conf/<command>.yaml`` with overrides, validated against the command's schema."""
     from hydra import compose as hydra_compose
@@ -362,6 +472,7 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     _check_choices(overrides)
+    _check_preset(command, overrides)
     _register()
     GlobalHydra.instance().clear()
     try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,15 @@ def read_responses(path: Path) -> list[tuple[str, Problem, list[str], list[bool]
         return [(bench, p, responses, labels) for (bench, _), (p, responses, labels) in grouped.items()]
     raise UserError(f"--samples {path}: expected lines with id, problem, answer, responses (and correct), "
                     "or a samples.jsonl written by verireason eval (with its problem field)")
+
+
+def step_problems(problems: Sequence[tuple[str, Problem]], step: int, size: int, seed: int) -> list[tuple[str, Problem]]:
+    """The ``size`` prompts of ``step`` (1-based): epochs of seeded permutations, read in order, so any step's
+    batch is known without replaying earlier ones (what resume needs)."""
+    out = []
+    for i in range((step - 1) * size, step * size):
+        epoch, offset = divmod(i, len(problems))
+        order = list(range(len(problems)))
+        random.Random(seed * 1_000_003 + epoch).shuffle(order)
+        out.append(problems[order[offset]])
+    return out

@@ -45,24 +45,32 @@ TRAINING_PANELS = (
     ("reward", ("generate/reward", "verify/reward")),
     ("accuracy", ("generate/accuracy", "verify/accuracy", "probe/verify_accuracy")),
     ("response tokens", ("generate/tokens", "verify/tokens")),
-    ("held-out accuracy", ()),  # every eval/<bench>/accuracy column
+    ("held-out accuracy", ("*/accuracy",)),  # every eval/<bench>/accuracy column
     ("loss", ("generate/loss", "verify/loss", "sft/loss")),
     ("entropy / KL", ("generate/entropy", "verify/entropy", "generate/kl", "verify/kl", "sft/kl")),
 )
 
 
-def plot_training(rows: list[dict], path: Path, title: str = "") -> Path | None:
-    """Training curves from ``metrics.jsonl`` rows: one panel per quantity, one line per objective; panels with
-    no data are left out. Returns None when there is nothing to draw."""
+def _columns(rows: list[dict], key: str) -> list[str]:
+    """``key`` itself, or for ``*/<suffix>`` every ``eval/<bench>/<suffix>`` column of ``rows``."""
+    if not key.startswith("*/"):
+        return [key]
+    return sorted({k for r in rows for k in r if k.startswith("eval/") and k.endswith(key[1:])})
+
+
+def plot_training(rows: list[dict], path: Path, title: str = "",
+                  panels_spec: tuple[tuple[str, tuple[str, ...]], ...] = TRAINING_PANELS) -> Path | None:
+    """Training curves from ``metrics.jsonl`` rows: one panel per quantity (``panels_spec``: title and metric keys,
+    ``*/<suffix>`` for every held-out benchmark's column), one line per key; panels with no data are left out.
+    Returns None when there is nothing to draw."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     panels = []
-    for name, keys in TRAINING_PANELS:
-        if not keys:
-            keys = tuple(sorted({k for r in rows for k in r if k.startswith("eval/") and k.endswith("/accuracy")}))
+    for name, keys in panels_spec:
+        keys = [c for k in keys for c in _columns(rows, k)]
         present = [k for k in keys if any(k in r for r in rows)]
         if present:
             panels.append((name, present))

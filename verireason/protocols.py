@@ -72,13 +72,16 @@ def _graded_rounds(completions: Sequence[Completion], problems: Sequence[Problem
 def run_vr_chains(generator: Generator, verifier: Generator, problems: Sequence[tuple[str, Problem]],
                   prompt: PromptCfg, systems: tuple[str | None, str | None], solve: SamplingCfg,
                   check: SamplingCfg, rounds: int, chains: int, grader: Grader, seed: int,
-                  stop_at_verdict: bool = False, on_phase: Callable[[str], None] | None = None) -> list[Chain]:
+                  stop_at_verdict: bool = False, on_phase: Callable[[str], None] | None = None,
+                  on_turn: Callable[[int, str, Completion], None] | None = None) -> list[Chain]:
     """``chains`` independent V-R chains per problem, up to ``rounds`` verify(-refine) rounds each.
 
     ``systems`` is (generator system prompt, verifier system prompt). Verifications and refinements are sampled
     once per chain per round with ``check`` and ``solve`` (its ``n`` is ignored: one continuation each);
     ``stop_at_verdict`` ends each verification at its verdict. ``on_phase(label)`` is called as each phase
-    starts ("round 0: solve 16", "round 1: verify 16", "round 1: refine 9"), for progress displays.
+    starts ("round 0: solve 16", "round 1: verify 16", "round 1: refine 9"), for progress displays;
+    ``on_turn(chain, prompt, completion)`` sees every generator turn (chain = index in the returned list), for
+    training on the generator's own tokens (ViL, papers.md §2.4).
     """
     gen_system, ver_system = systems
     phase = on_phase or (lambda label: None)
@@ -86,8 +89,10 @@ def run_vr_chains(generator: Generator, verifier: Generator, problems: Sequence[
     texts = [chat_text(generator.tokenizer, solve_messages(p, prompt, gen_system)) for _, p in problems]
     first = generate_batched(generator, texts, replace(solve, n=chains), seed)
     out, by_chain = [], []
-    for (bench, p), completions in zip(problems, first):
-        for k, r in enumerate(_graded_rounds(completions, [p] * len(completions), grader)):
+    turn = on_turn or (lambda chain, text, completion: None)
+    for (bench, p), text, completions in zip(problems, texts, first):
+        for k, (r, c) in enumerate(zip(_graded_rounds(completions, [p] * len(completions), grader), completions)):
+            turn(len(out), text, c)
             out.append(Chain(bench=bench, problem_id=p.id, chain=k, level=p.level, rounds=[r]))
             by_chain.append(p)
     one_solve, one_check = replace(solve, n=1), replace(check, n=1)
@@ -113,7 +118,8 @@ def run_vr_chains(generator: Generator, verifier: Generator, problems: Sequence[
                                                                 prompt, gen_system)) for i in rejected]
         revised = generate_batched(generator, refine, one_solve, seed + 7919 * r + 1)
         new_rounds = _graded_rounds([cs[0] for cs in revised], [by_chain[i] for i in rejected], grader)
-        for i, new in zip(rejected, new_rounds):
+        for i, text, [c], new in zip(rejected, refine, revised, new_rounds):
+            turn(i, text, c)
             out[i].rounds.append(new)
     return out
 

@@ -32,10 +32,12 @@ from verireason.collate import TrainBatch, pack, rollouts_to_batch
 from verireason.config import SamplingCfg
 from verireason.generation import HFGenerator
 from verireason.losses import (
+    DIVERGENCES,
     aggregate,
     forward_logits,
     generalized_jsd,
     pg_loss,
+    sampled_reverse_kl,
     sft_loss,
     token_entropy,
     token_logprobs,
@@ -102,7 +104,9 @@ class Distill:
     ``teacher`` on the rollouts' own completion tokens, the teacher reading each rollout's ``teacher_prompt_ids``.
 
     ``teacher`` is a frozen model (no gradient; e.g. the initial weights) or ``"live"``: the current policy itself,
-    under no_grad. ``beta``, ``top_k``, ``chunk`` are those of ``losses.generalized_jsd``."""
+    under no_grad. ``beta``, ``top_k``, ``chunk`` are those of ``losses.generalized_jsd``. With
+    ``divergence="sampled_reverse_kl"`` the term is ``losses.sampled_reverse_kl`` on the sampled tokens instead (a
+    different objective, logged as ``sampled_rkl``, never as ``jsd``)."""
 
     teacher: object
     coef: float = 1.0
@@ -110,6 +114,11 @@ class Distill:
     beta: float = 0.5
     top_k: int | None = None
     chunk: int | None = 1024
+    divergence: str = "jsd"  # or "sampled_reverse_kl": the sampled-token reverse-KL estimator, not a JSD
+
+    def __post_init__(self) -> None:
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"unknown divergence {self.divergence!r}; valid: {', '.join(DIVERGENCES)}")
 
 
 class Learner:
@@ -173,13 +182,19 @@ class Learner:
             finally:
                 model.train()
 
-    def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int) -> list[list[Completion]]:
-        """``sampling.n`` completions per prompt from the current policy (this process's prompts only)."""
+    @contextmanager
+    def engine(self, model=None) -> Iterator[HFGenerator]:
+        """A rollout engine over the current policy (or over ``model``, a frozen one), valid inside the block."""
+        with nullcontext(model) if model is not None else self._generation_model() as chosen:
+            yield HFGenerator.from_model(chosen, self.tokenizer, batch_size=self.gen_batch_size,
+                                         max_context=self.max_context)
+
+    def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int, model=None) -> list[list[Completion]]:
+        """``sampling.n`` completions per prompt from the current policy, or from ``model`` (a frozen teacher or
+        verifier on the same device), for this process's prompts only."""
         if not prompts:
             return []
-        with self._generation_model() as model:
-            engine = HFGenerator.from_model(model, self.tokenizer, batch_size=self.gen_batch_size,
-                                            max_context=self.max_context)
+        with self.engine(model) as engine:
             return generate_batched(engine, prompts, sampling, seed)
 
     def shard(self, items: Sequence) -> list:
@@ -259,10 +274,10 @@ class Learner:
                               **self.hyper)
             if self.distill is not None:
                 d = self.distill
-                jsd = generalized_jsd(logits, self.teacher_logits([rollouts[i] for i in chunk]), batch.loss_mask,
-                                      beta=d.beta, top_k=d.top_k, chunk=d.chunk)  # [B, C]
-                loss = d.pg_coef * loss + d.coef * aggregate(jsd, batch.loss_mask, self.hyper["agg"], denom)
-                totals["jsd"] += float((jsd.detach() * batch.loss_mask).sum()) / ran
+                term = self._divergence(logits, logp, batch, [rollouts[i] for i in chunk])  # [B, C]
+                loss = d.pg_coef * loss + d.coef * aggregate(term, batch.loss_mask, self.hyper["agg"], denom)
+                key = "jsd" if d.divergence == "jsd" else "sampled_rkl"
+                totals[key] += float((term.detach() * batch.loss_mask).sum()) / ran
             self.accelerator.backward(loss)
             share = float(batch.loss_mask.sum()) / ran
             totals["loss"] += loss.item()
@@ -270,6 +285,15 @@ class Learner:
                 totals[key] += s[key] * share
             totals["entropy"] += float((token_entropy(logits) * batch.loss_mask).sum()) / ran
         return {**totals, **self._apply(), "tokens": tokens, "optimizer_steps": 1}
+
+    def _divergence(self, logits, logp, batch: TrainBatch, rollouts: Sequence[Rollout]) -> torch.Tensor:
+        """The distillation term per completion token [B, C] (0 where not trained)."""
+        d = self.distill
+        teacher = self.teacher_logits(rollouts)
+        if d.divergence == "jsd":
+            return generalized_jsd(logits, teacher, batch.loss_mask, beta=d.beta, top_k=d.top_k, chunk=d.chunk)
+        teacher_logp = token_logprobs(teacher, batch.targets)
+        return sampled_reverse_kl(logp, teacher_logp) * batch.loss_mask
 
     @torch.no_grad()
     def teacher_logits(self, rollouts: Sequence[Rollout]) -> torch.Tensor:
@@ -331,10 +355,11 @@ class Learner:
 
 def rl_loop(step_fn: Callable[[int, Timer], dict], *, learner: Learner, run_log, start_step: int, max_steps: int,
             save_every: int, eval_every: int, eval_fn: Callable[[int], dict], state_fn: Callable[[], dict],
-            run_dir: Path, on_save: Callable[[], None] = lambda: None, progress: bool = True) -> None:
+            run_dir: Path, on_save: Callable[[], None] = lambda: None, progress: bool = True,
+            postfix: Sequence[str] = ("generate/reward", "verify/accuracy")) -> None:
     """Steps ``start_step + 1 … max_steps``: ``step_fn`` (rollouts and updates), evaluation every ``eval_every``
     steps (and at step 0 of a fresh run and at the end), a line of ``metrics.jsonl`` per step, and a checkpoint
-    every ``save_every`` steps and at the end."""
+    every ``save_every`` steps and at the end. The progress bar shows the ``postfix`` metrics of the last step."""
     from tqdm import tqdm
 
     timer = Timer()
@@ -357,7 +382,7 @@ def rl_loop(step_fn: Callable[[int, Timer], dict], *, learner: Learner, run_log,
                 learner.save(run_dir, step, state_fn())
             on_save()
         bar.set_postfix({k.split("/", 1)[1]: f"{v:.3f}" for k, v in metrics.items()
-                         if k in ("generate/reward", "verify/accuracy")})
+                         if k in postfix and isinstance(v, (int, float))})
     bar.close()
 
 

@@ -29,10 +29,9 @@ from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
 from verireason.plotting import plot_training
 from verireason.prompts import VERDICT_PARSERS, chat_text, solve_messages
 from verireason.records import Problem, graded_sample
-from verireason.rollouts import Objectives, no_log
-from verireason.schedules import SCHEDULES, Schedule
+from verireason.papers.self_verify import SCHEDULES, Objectives, Schedule, no_log
 from verireason.tracking import RecordLog, RunLog, read_metrics
-from verireason.trainer import Learner, build_accelerator, rl_loop
+from verireason.trainer import Distill, Learner, build_accelerator, rl_loop
 
 COMMAND_SCHEDULES = {"rl-gen": ("generate",), "rl-verify": tuple(SCHEDULES)}
 
@@ -43,6 +42,31 @@ def check(cfg: RLCfg, command: str) -> None:
     if cfg.schedule.name not in valid:
         hint = " (verification schedules are rl-verify's)" if command == "rl-gen" else ""
         raise UserError(f"{command}: unknown schedule.name={cfg.schedule.name!r}; valid: {', '.join(valid)}{hint}")
+    check_choices(cfg)
+
+
+def problems_of(benches: dict, data_dir: str | None, limit: int | None) -> list[tuple[str, Problem]]:
+    return [(name, p) for name, bench in benches.items() for p in load_problems(name, bench, data_dir, limit)]
+
+
+def training_dtype(cfg) -> str:
+    return "float32" if cfg.model.dtype == "auto" else cfg.model.dtype  # fp32 master weights; AMP via accelerate
+
+
+def build_learner(cfg, path: str, accelerator, distill: Distill | None = None) -> Learner:
+    """The policy at ``path`` (the initial model or a checkpoint) with the optimizer and loss of ``cfg`` (any
+    training config with ``model``, ``algo``, ``optim`` and ``engine``), a frozen reference when the KL is on, and
+    an optional distillation term (paper 2)."""
+    device, dtype = str(accelerator.device), training_dtype(cfg)
+    policy = load_causal_lm(path, dtype, device).train()
+    ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if cfg.algo.kl_coef else None
+    return Learner(accelerator, policy, load_tokenizer(path), ref_model=ref, **asdict(cfg.optim),
+                   **asdict(cfg.algo), gen_batch_size=cfg.engine.batch_size, max_context=cfg.model.max_context,
+                   distill=distill)
+
+
+def check_choices(cfg) -> None:
+    """The named choices every training config shares: advantage, loss aggregation, grader, verdict parser."""
     choices = (("algo.advantage", cfg.algo.advantage, ADVANTAGES), ("algo.loss_agg", cfg.algo.loss_agg, LOSS_AGG),
                ("grader.name", cfg.grader.name, GRADERS), ("prompt.verdict", cfg.prompt.verdict, VERDICT_PARSERS))
     for key, value, valid in choices:
@@ -52,17 +76,18 @@ def check(cfg: RLCfg, command: str) -> None:
         raise UserError("no training benchmark: pass --bench (e.g. arith, math_train, dapo_math_17k)")
 
 
-def _problems(benches: dict, data_dir: str | None, limit: int | None) -> list[tuple[str, Problem]]:
-    return [(name, p) for name, bench in benches.items() for p in load_problems(name, bench, data_dir, limit)]
-
-
-def build_learner(cfg: RLCfg, path: str, accelerator) -> Learner:
-    device = str(accelerator.device)
-    dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype  # fp32 master weights; AMP via accelerate
-    policy = load_causal_lm(path, dtype, device).train()
-    ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if cfg.algo.kl_coef else None
-    return Learner(accelerator, policy, load_tokenizer(path), ref_model=ref, **asdict(cfg.optim),
-                   **asdict(cfg.algo), gen_batch_size=cfg.engine.batch_size, max_context=cfg.model.max_context)
+def restore(learner: Learner, log: RunLog, checkpoint: Path | None, run_dir: Path, main: bool) -> tuple[int, dict]:
+    """The step to continue from and the saved extra state: a checkpoint's (its logs cut after it) or a fresh
+    run's (0, {}, logs emptied)."""
+    if checkpoint is None:
+        if main:
+            log.truncate_after(-1)
+        return 0, {}
+    state = learner.load(checkpoint)
+    log.truncate_after(state["step"])
+    if main:
+        print(f"resuming {run_dir} from {checkpoint.name}", flush=True)
+    return state["step"], state
 
 
 def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
@@ -71,23 +96,15 @@ def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
     accelerator = build_accelerator(cfg.trainer.device)
     main = accelerator.is_main_process
     run_dir.mkdir(parents=True, exist_ok=True)
-    problems = _problems(cfg.bench, cfg.data_dir, cfg.limit)
-    held_out = _problems(cfg.eval_bench, cfg.data_dir, cfg.eval_limit)
+    problems = problems_of(cfg.bench, cfg.data_dir, cfg.limit)
+    held_out = problems_of(cfg.eval_bench, cfg.data_dir, cfg.eval_limit)
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     learner = build_learner(cfg, str(resume_from or resolve_model_path(cfg.model)), accelerator)
     log = RunLog(run_dir, enabled=main)
     schedule = Schedule(cfg.schedule.name, cfg.schedule.init_steps, cfg.schedule.interval, cfg.schedule.verify_batch,
                         cfg.trainer.probe_every)
-    start = 0
-    if resume_from is not None:
-        state = learner.load(resume_from)
-        start = state["step"]
-        schedule.load_state(state)
-        log.truncate_after(start)
-        if main:
-            print(f"resuming {run_dir} from {resume_from.name}", flush=True)
-    elif main:
-        log.truncate_after(-1)  # a fresh run starts with empty logs
+    start, state = restore(learner, log, resume_from, run_dir, main)
+    schedule.load_state(state)
     grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)
     reward = {"correct_value": cfg.reward.correct, "incorrect_value": cfg.reward.incorrect,
               "overlong_buffer": cfg.reward.overlong_buffer, "overlong_penalty": cfg.reward.overlong_penalty}

@@ -1,0 +1,49 @@
+"""Format warm-up data for the small paper-2 run, on arith problems of seed 7 (neither the training seed 0 nor the
+held-out seed 1), under the STV prompt family (conf/prompt/stv.yaml):
+
+* N solutions: the step-by-step reference solution, ending in ``\\boxed{answer}``, under the generation prompt;
+* N verifications under the *student* verifier prompt, of a full solution (the reference, or the reference with its
+  final number changed, half each): one generic sentence of feedback and "Verdict: \\boxed{Yes}" or "\\boxed{No}"
+  chosen **at random**, independent of the solution. The model learns the verdict format, not how to judge, so its
+  verification starts at chance and any gain comes from the verifier training that follows.
+
+Usage: python experiments/paper2/make_sft_data.py OUT.jsonl [N]"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+from verireason import arith
+from verireason.config import compose, to_object
+
+FEEDBACK = ("I followed each step of the solution and checked the arithmetic of every line against the problem.",
+            "I recomputed the quantities in the order the story gives them and compared them with the solution.")
+
+
+def wrong_ending(solution: str, answer: str, rng: random.Random) -> str:
+    """The reference solution with the result of its last line replaced by a nearby wrong number."""
+    wrong = str(int(answer) + rng.choice([-3, -2, -1, 1, 2, 3]))
+    *steps, last = solution.splitlines()
+    return "\n".join([*steps, last.replace(answer, wrong)])
+
+
+def main(out: Path, n: int = 96) -> None:
+    prompt, rng = to_object(compose("stv", [])).prompt, random.Random(7)
+    problems = arith.generate(n, 7, [1, 2])
+    rows = [{"prompt": prompt.user.replace("{problem}", p.problem), "completion": p.solution} for p in problems]
+    for p in problems:
+        candidate = p.solution if rng.random() < 0.5 else wrong_ending(p.solution, p.answer, rng)
+        verdict = rng.choice(["Yes", "No"])
+        user = prompt.verify_user.replace("{problem}", p.problem).replace("{response}", candidate)
+        rows.append({"prompt": user, "completion": f"{rng.choice(FEEDBACK)}\nVerdict: \\boxed{{{verdict}}}"})
+    rng.shuffle(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"{len(rows)} examples -> {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 96)

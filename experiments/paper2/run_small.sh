@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Paper 2 in miniature on the embedded SmolLM2-135M-Instruct, CPU only.
+# 1. A format warm-up (sft-init on make_sft_data.py: arith reference solutions, and verifications in the STV format
+#    whose verdicts are chosen at random, so judging starts at chance).
+# 2. The generator's own attempts as candidates (§2.8): `eval` samples 4 per problem on 32 training problems and 16
+#    held-out problems (arith, one- and two-step), graded strictly.
+# 3. One verifier per method (verdict_rl, opd, stv, sft) trained from the warm-up checkpoint for STEPS steps on the
+#    training candidates; held-out verification metrics at steps 0, 5, 10, ... on the fixed held-out candidates.
+# 4. V-R loops on the held-out problems with the warm-up model as generator and each verifier (the untrained one too).
+# 5. plot_small.py: one figure and a table (summary.md).
+# Usage: bash experiments/paper2/run_small.sh [STEPS]
+set -euo pipefail
+STEPS=${1:-10}
+OUT=${OUT:-results/paper2-small}
+VR=${VERIREASON:-verireason}
+PY=${PYTHON:-python}
+LEVELS="[1,2]"
+
+$PY experiments/paper2/make_sft_data.py "$OUT/sft.jsonl" 96
+$VR sft-init --data "$OUT/sft.jsonl" --out "$OUT/sft" --resume epochs=2 batch_size=16 optim.lr=5e-5 \
+  optim.micro_batch_size=8 save_every=1000
+INIT="$OUT/init"
+ln -sfn "$(cd "$(ls -d "$OUT"/sft/checkpoints/step_* | sort | tail -1)" && pwd)" "$INIT"
+
+SAMPLE=(--model "$INIT" prompt=stv grader=dapo_strict sampling.n=4 sampling.temperature=1.0 sampling.max_tokens=128)
+$VR eval "${SAMPLE[@]}" --bench arith --limit 32 "bench.arith.levels=$LEVELS" --out "$OUT/cand-train" --resume
+$VR eval "${SAMPLE[@]}" --bench arith_heldout --limit 16 "bench.arith_heldout.levels=$LEVELS" \
+  --out "$OUT/cand-heldout" --resume
+
+for method in verdict_rl opd stv sft; do
+  $VR stv --model "$INIT" --method "$method" --bench arith --eval-bench arith_heldout --samples "$OUT/cand-train" \
+    --limit 32 --steps "$STEPS" preset=stv_cpu "bench.arith.levels=$LEVELS" "bench.arith_heldout.levels=$LEVELS" \
+    eval_limit=16 candidates.heldout_samples="$OUT/cand-heldout" candidates.heldout_per_label=2 \
+    --out "$OUT/stv-$method" --resume
+done
+
+VRLOOP=(--model "$INIT" --protocol vr_loop --bench arith_heldout --limit 12 "bench.arith_heldout.levels=$LEVELS"
+        prompt=stv grader=dapo_strict verify=demo verify.chains=2 verify.rounds=2 sampling.max_tokens=128)
+$VR eval "${VRLOOP[@]}" --out "$OUT/vr-untrained" --resume
+for method in verdict_rl opd stv sft; do
+  ckpt=$(ls -d "$OUT/stv-$method"/checkpoints/step_* | sort | tail -1)
+  $VR eval "${VRLOOP[@]}" --verifier "$ckpt" --out "$OUT/vr-$method" --resume
+done
+$PY experiments/paper2/plot_small.py "$OUT"
