@@ -2,14 +2,17 @@
 # Times every README example that runs on the embedded model, one after the other, on this machine.
 # Run from the repository root (with ../shared beside it): bash experiments/readme_timings.sh
 # Writes results/readme/timings.md (one row per command: wall seconds, exit code) and each run under results/readme/.
+# ONLY="stv vil" times just those labels (into results/readme-only/).
 set -uo pipefail
 VR="${VR:-.venv/bin/verireason}"
-OUT=results/readme
+ONLY="${ONLY:-}"
+OUT=results/readme${ONLY:+-only}
 rm -rf "$OUT" && mkdir -p "$OUT"
 LOG="$OUT/timings.md"
 printf '| command | seconds | exit |\n|---|---|---|\n' > "$LOG"
 run() {  # run LABEL CMD...: time one command, log its output
   local label="$1"; shift
+  if [ -n "$ONLY" ] && [[ " $ONLY " != *" $label "* ]]; then return; fi
   local start=$(date +%s.%N)
   "$@" > "$OUT/$label.log" 2>&1
   local rc=$?
@@ -31,4 +34,7 @@ run rl_verify_alter $VR rl-verify --bench arith preset=cpu_small --steps 3 --sch
 run probe $VR asymmetry-probe --checkpoints $OUT/rl_gen --limit 16 verify=demo --out $OUT/probe
 run sft_data .venv/bin/python experiments/paper1/make_sft_data.py $OUT/sft.jsonl 32
 run sft_init $VR sft-init --data $OUT/sft.jsonl --steps 4 batch_size=16 kl_coef=0.1 --out $OUT/sft
+run stv $VR stv --method stv --bench arith preset=stv_cpu --steps 2 --out $OUT/stv
+run stv_sft $VR stv --method sft --bench arith preset=stv_cpu --steps 2 --out $OUT/stv_sft
+run vil $VR vil --bench arith preset=vil_cpu --steps 2 --out $OUT/vil
 cat "$LOG"

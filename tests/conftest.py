@@ -135,15 +135,18 @@ def write_toy_bench(path: Path, n: int = 16, answers: tuple[str, ...] = ("1", "2
 def prime_tiny_model(base: Path, work: Path, steps: int = 60) -> Path:
     """The tiny model after a short ``sft-init`` on the toy task's two formats: solutions "\\boxed{1}" or
     "\\boxed{2}" (also after a previous attempt and feedback, as V-R refinements ask) and verdicts
-    "Answer: \\boxed{Yes}" or "\\boxed{No}", each chosen at random. Its rollouts are then boxed, half right, and its
-    verdicts parseable: RL has signal to act on."""
+    "Answer: \\boxed{Yes}" or "\\boxed{No}" (also under STV's student and teacher prompts), each chosen at
+    random. Its rollouts are then boxed, half right, and its verdicts parseable: RL has signal to act on."""
     import json
     import random
 
-    from verireason.config import ModelCfg, OptimCfg, PromptCfg, SFTCfg
+    from verireason.config import ModelCfg, OptimCfg, PromptCfg, SFTCfg, compose, to_object
+    from verireason.prompts import informed_verify_messages, verify_messages
     from verireason.recipes import sft_init
+    from verireason.records import Problem
 
     rng, prompt, rows = random.Random(0), PromptCfg(), []
+    stv = to_object(compose("eval", ["prompt=stv"])).prompt
     for i in range(64):
         question = f"Toy question {i}: is the answer 1 or 2?"
         rows.append({"prompt": prompt.user.replace("{problem}", question), "completion": f"\\boxed{{{rng.choice('12')}}}"})
@@ -153,6 +156,12 @@ def prime_tiny_model(base: Path, work: Path, steps: int = 60) -> Path:
             refine = prompt.refine_user.replace("{problem}", question).replace("{response}", rng.choice("12"))
             rows.append({"prompt": refine.replace("{feedback}", "Check the last step."),
                          "completion": f"\\boxed{{{rng.choice('12')}}}"})
+        else:  # STV's student and informed-teacher verification prompts (paper 2): the same random verdicts
+            problem, response = Problem(f"toy-{i}", question, "1", "toy"), f"\\boxed{{{rng.choice('12')}}}"
+            for messages in (verify_messages(problem, response, stv), informed_verify_messages(
+                    problem, response, rng.random() < 0.5, stv)):
+                rows.append({"prompt": messages[-1]["content"],
+                             "completion": f"Answer: \\boxed{{{rng.choice(['Yes', 'No'])}}}"})
     data = work / "prime.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = SFTCfg(model=ModelCfg(name="tiny", path=str(base)), data=str(data), epochs=100, batch_size=16,

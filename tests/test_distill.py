@@ -66,3 +66,27 @@ def test_distillation_pulls_the_student_toward_the_privileged_teacher(parts, tea
     else:  # a live teacher moves too: the divergence still falls, and the weights changed
         assert jsd[-1] < jsd[0], jsd
     assert any(not torch.equal(a, b) for a, b in zip(frozen.state_dict().values(), model.state_dict().values()))
+
+
+def test_the_sampled_reverse_kl_is_its_own_objective_and_logged_under_its_name(parts):
+    """``divergence="sampled_reverse_kl"``: the per-token (log S − log T)·log S estimator on the sampled tokens,
+    logged as ``sampled_rkl`` (never ``jsd``); its value is the mean log-ratio of the tokens, and it trains."""
+    from verireason.losses import token_logprobs
+
+    model, tokenizer = parts
+    frozen = copy.deepcopy(model)
+    trainer = learner(model, tokenizer, Distill(frozen, pg_coef=0.0, divergence="sampled_reverse_kl"), lr=3e-3)
+    student = pack([r.prompt_ids for r in ROLLOUTS], [r.completion_ids for r in ROLLOUTS],
+                   [[True] * len(r.completion_ids) for r in ROLLOUTS], [0.0] * 3, 0)
+    with torch.no_grad():
+        logp = token_logprobs(forward_logits(model, student), student.targets)
+        teacher = token_logprobs(trainer.teacher_logits(ROLLOUTS), student.targets)
+    want = float(((logp - teacher) * logp * student.loss_mask).sum() / student.loss_mask.sum())
+    stats = trainer.update(ROLLOUTS)
+    assert "jsd" not in stats and stats["sampled_rkl"] == pytest.approx(want, rel=1e-4)
+    assert any(not torch.equal(a, b) for a, b in zip(frozen.state_dict().values(), model.state_dict().values()))
+
+
+def test_an_unknown_divergence_is_refused():
+    with pytest.raises(ValueError, match="unknown divergence 'kl'; valid: jsd, sampled_reverse_kl"):
+        Distill("live", divergence="kl")

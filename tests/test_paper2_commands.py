@@ -93,24 +93,27 @@ def test_stv_reads_candidates_from_an_eval_run(primed_model_dir, toy_dir, tmp_pa
     assert all(any(r in prompt for r in responses) for prompt in judged)
 
 
-def test_stv_resumes_step_for_step(primed_model_dir, toy_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("command", ["stv", "vil"])
+def test_paper2_runs_resume_step_for_step(primed_model_dir, toy_dir, tmp_path, monkeypatch, command):
     """A run interrupted during step 3 and resumed from its step-2 checkpoint matches an uninterrupted run."""
-    from verireason.papers.stv import VerifierTraining
+    from verireason.papers.stv import VerifierInTheLoop, VerifierTraining
 
-    args = ["stv", "--method", "stv", *STV, "trainer.eval_every=0"]
+    loop = VerifierTraining if command == "stv" else VerifierInTheLoop
+    settings = ["--method", "stv", *STV] if command == "stv" else VIL
+    args = [command, *settings, "trainer.eval_every=0"]
     whole = runner.invoke(app, [*args, *toy_args(primed_model_dir, toy_dir, tmp_path / "whole", 4)])
     assert whole.exit_code == 0, whole.output
-    original = VerifierTraining.step
+    original = loop.step
 
     def dies_at_step_3(self, step, timer):
         if step == 3:
             raise KeyboardInterrupt
         return original(self, step, timer)
 
-    monkeypatch.setattr(VerifierTraining, "step", dies_at_step_3)
+    monkeypatch.setattr(loop, "step", dies_at_step_3)
     cut = runner.invoke(app, [*args, *toy_args(primed_model_dir, toy_dir, tmp_path / "cut", 4)])
     assert cut.exit_code == 130
-    monkeypatch.setattr(VerifierTraining, "step", original)
+    monkeypatch.setattr(loop, "step", original)
     resumed = runner.invoke(app, [*args, *toy_args(primed_model_dir, toy_dir, tmp_path / "cut", 4), "--resume"])
     assert resumed.exit_code == 0, resumed.output
 

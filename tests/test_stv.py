@@ -84,7 +84,8 @@ def test_candidates_alternate_labels_where_a_problem_has_both():
 
 def test_vil_episodes_train_each_generator_turn_with_its_episodes_advantage(primed_model_dir, fn_generator):
     """A scripted verifier accepts "\\boxed{1}" and rejects anything else with feedback; gold answers alternate 1/2,
-    so within a problem some episodes end right and some wrong."""
+    and one round lets a rejected attempt be refined once, so within a problem some episodes end right and some
+    wrong."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from verireason.grading import Grader
@@ -103,19 +104,18 @@ def test_vil_episodes_train_each_generator_turn_with_its_episodes_advantage(prim
     try:
         vil = VerifierInTheLoop(learner, fn_generator(verdict, per_call=64), "online", problems, prompt, (None, None),
                                 SamplingCfg(n=4, temperature=1.0, max_tokens=12), SamplingCfg(n=1, max_tokens=24),
-                                rounds=2, grader=grader, prompts_per_step=4, seed=0)
+                                rounds=1, grader=grader, prompts_per_step=4, seed=0)
         rollouts, metrics = vil._online(step=1)
     finally:
         grader.close()
     for r in rollouts:  # one advantage per turn, no per-token flags: the prompt is never trained
         assert r.token_advantages is not None and len(set(r.token_advantages)) == 1 and r.trained is None
         assert ("Line 1 is wrong here." in r.prompt) == (r.meta["round"] > 0)  # feedback only ever in prompts
-        assert r.completion not in r.prompt or r.meta["round"] == 0
     groups = [r.group for r in rollouts if r.meta["round"] == 0]
     rewards = [r.reward for r in rollouts if r.meta["round"] == 0]
     expected = group_advantages(rewards, groups, "grpo").tolist()
     assert [r.token_advantages[0] for r in rollouts if r.meta["round"] == 0] == pytest.approx(expected)
-    assert len(set(rewards)) == 2, "every episode ended the same way: no signal to test"
+    assert any(expected), "every problem's episodes ended alike: no signal to test"
     assert 0 <= metrics["vil/final_pass@1"] <= 1 and metrics["vil/turns"] >= 1
     before = [p.detach().clone() for p in learner.model.parameters()]
     learner.update(rollouts)

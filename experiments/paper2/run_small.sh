@@ -29,7 +29,7 @@ $VR eval "${SAMPLE[@]}" --bench arith_heldout --limit 16 "bench.arith_heldout.le
 
 for method in verdict_rl opd stv sft; do
   $VR stv --model "$INIT" --method "$method" --bench arith --eval-bench arith_heldout --samples "$OUT/cand-train" \
-    --limit 32 --steps "$STEPS" preset=stv_cpu "bench.arith.levels=$LEVELS" "bench.arith_heldout.levels=$LEVELS" \
+    --limit 32 --steps "$STEPS" preset=stv_cpu "bench.arith.levels=$LEVELS" "eval_bench.arith_heldout.levels=$LEVELS" \
     eval_limit=16 candidates.heldout_samples="$OUT/cand-heldout" candidates.heldout_per_label=2 \
     --out "$OUT/stv-$method" --resume
 done

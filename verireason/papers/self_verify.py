@@ -1,7 +1,7 @@
 """Paper 1, Learning to Self-Verify (papers.md §1.4-1.7): its rollout makers and training schedules.
 
-**Objectives.** ``Objectives`` holds everything a step needs (policy, training problems, prompts, sampling, grader, rewards) and
-offers the four moves every schedule is made of:
+**Objectives.** ``Objectives`` holds everything a step needs (policy, training problems, prompts, sampling,
+grader, rewards) and offers the four moves every schedule is made of:
 
 * ``solve(step)``: sample ``group_size`` solutions for the step's prompts, grade them, reward them;
 * ``balanced(samples, step)``: the balanced on-policy verification set of §1.4 from those graded samples;
@@ -12,7 +12,9 @@ offers the four moves every schedule is made of:
 Every process works on its share of the prompts; graded samples and verification outcomes are gathered, so every
 process builds the same verification set and the logged metrics cover the whole step.
 
-**Schedules.** * ``generate``: GRPO on solutions (Learn to Generate). With ``probe_every`` it also measures, without training on
+**Schedules** (§1.6): how generation and self-verification updates interleave.
+
+* ``generate``: GRPO on solutions (Learn to Generate). With ``probe_every`` it also measures, without training on
   it, how well the policy judges a balanced set of its own answers, so both curves of ``training.png`` exist.
 * ``verify_only``: solutions are sampled and graded only as data; the update uses verification rollouts on the
   balanced on-policy set (Learn to Self-Verify, §1.4).

@@ -94,7 +94,8 @@ def read_candidates(path: str | Path, problems: Sequence[tuple[str, Problem]]) -
         if (s.bench, s.problem_id) in known:
             pool[(s.bench, s.problem_id)].append(s)
     if not pool:
-        raise UserError(f"candidates: no sample in {file} belongs to the training problems (--bench {', '.join(sorted({b for b, _ in problems}))}); "
+        benches = ", ".join(sorted({b for b, _ in problems}))
+        raise UserError(f"candidates: no sample in {file} belongs to the training problems (--bench {benches}); "
                         "sample them with `verireason eval` on the same benchmark")
     return dict(pool)
 
@@ -170,7 +171,8 @@ def verifier_metrics(outcomes: Sequence[tuple], prefix: str) -> dict[str, float]
     confusion = verification_metrics([(o[0], o[1]) for o in outcomes])
     keep = ("verify_accuracy", "verify_balanced_accuracy", "tpr", "tnr", "precision", "unparseable", "verifications")
     return {f"{prefix}/reward": _mean([o[3] for o in outcomes]), f"{prefix}/feedback": _mean([o[4] for o in outcomes]),
-            f"{prefix}/feedback_tokens": _mean([o[5] for o in outcomes]), f"{prefix}/tokens": _mean([o[2] for o in outcomes]),
+            f"{prefix}/feedback_tokens": _mean([o[5] for o in outcomes]),
+            f"{prefix}/tokens": _mean([o[2] for o in outcomes]),
             f"{prefix}/accept_rate": _mean([o[0] is True for o in outcomes]),
             **{f"{prefix}/{k}": confusion[k] for k in keep if k in confusion}}
 
