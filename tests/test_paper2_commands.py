@@ -198,3 +198,31 @@ def test_full_scale_configs_compose(command, args):
     result = runner.invoke(app, [command, *args, "--cfg"])
     assert result.exit_code == 0, result.output
     assert "prompts_per_step: 64" in result.output
+
+
+@pytest.mark.parametrize("command,settings,port", [
+    ("stv", ["--method", "stv", *STV], 29541),
+    ("stv", ["--method", "sft", *STV], 29542),
+    ("vil", [*VIL, "vil.reward=every_round"], 29543),
+])
+def test_paper2_commands_run_on_two_processes_over_gloo(primed_model_dir, toy_dir, tmp_path, command, settings, port):
+    """Both processes sample their share, gather the step's outcomes and checkpoint (the frozen teacher or verifier
+    loaded beside each process's policy)."""
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+              "-m", "verireason", command, *toy_args(primed_model_dir, toy_dir, run), *settings, "trainer.device=auto"]
+    done = subprocess.run(launch, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    _finite_losses(rows)
+    assert (run / "checkpoints" / "step_000002" / "rank1.pt").is_file()
+    if "stv" in settings:
+        assert rows[1]["stv/verifications"] == 4 * 4  # both processes' candidates × verifications, gathered
+    if "sft" in settings:  # the kept teacher verifications were shared out, so both processes stepped
+        assert all("update/nll" in r for r in rows[1:]), rows

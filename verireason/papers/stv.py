@@ -254,9 +254,12 @@ class VerifierTraining:
                 if reward:
                     examples.append((tok(student, add_special_tokens=False)["input_ids"], c.token_ids))
         metrics = verifier_metrics(self.learner.gather(outcomes), "teacher")
-        metrics["sft/kept"] = sum(self.learner.gather([len(examples)]))
-        if not metrics["sft/kept"]:
+        kept = self.learner.gather(examples)  # shared out again: under DDP every process must run a backward pass
+        metrics["sft/kept"] = len(kept)
+        world, rank = self.learner.accelerator.num_processes, self.learner.accelerator.process_index
+        if len(kept) < world:
             return {**metrics, "sft/skipped": 1.0}
+        examples = kept[rank::world]
         batches = [pack([p for p, _ in chunk], [c for _, c in chunk], [[True] * len(c) for _, c in chunk],
                         [0.0] * len(chunk), self.learner.pad_id)
                    for chunk in chunks(examples, self.learner.micro_batch_size)]
