@@ -1,0 +1,156 @@
+"""Paper 3, S²R (papers.md §3.2-3.5, corrected by the official code in §3.8): the pieces of its data construction
+and of its process-level RL that are pure rules, each against the paper's numbers.
+
+* ``trajectory_segments``: the byte-exact response of §3.2 (solve → "Wait, let me recheck my solution." → verify →
+  "Let me try again." → …) as SFT segments with train flags (§3.8: verifications and the final correct attempt are
+  trained, wrong attempts are not; the retry marker is trained only before the final attempt);
+* ``confirmative_prompt`` / ``post_edit``: the judge's verbatim prompt on the extracted answer and its post-edits;
+* ``filter_verdict``: the conclusion-sentence verdict filter with the code's exact patterns;
+* ``plan_trajectory``: difficulty buckets by exact-match wrong count and their keep probabilities;
+* ``PrefixBaseline``: PRL's running baseline keyed by reward-history prefix (merged across processes, used from 10
+  occurrences, read from the statistics before the batch, saved in checkpoints).
+
+The ``s2r`` command that strings these together is issue 10; these are its tested parts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from verireason import protocols
+
+RECHECK = f"\n\n{protocols.RECHECK}\n\n"  # "\n\nWait, let me recheck my solution.\n\n"
+RETRY = f"\n\n{protocols.RETRY}\n\n"  # "\n\nLet me try again.\n\n"
+SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+
+CONFIRMATIVE = ("You are a math teacher. I will give you a math problem and an answer, please tell me whether this "
+                "answer is correct. You cannot solve the problem step by step, you must use other methods to prove "
+                "whether the answer is correct. \n\n* Question:\n{question}\n\n* Answer:\n{answer}\n\n* Your Prove:\n")
+
+INCORRECT = ("is incorrect", "is likely incorrect", "is unlikely correct", "answer is wrong", "incorrect answer",
+             "not the correct answer", "answer is not correct", "solution is incorrect", "calculation is wrong",
+             "result is incorrect")
+CORRECT = ("is correct", "appears to be correct", "answer is reasonable", "solution is correct", "calculation is correct",
+           "result is correct", "correctly solved", "answer checks out")
+_CANNOT_VERIFY = re.compile(r"cannot.*verif", re.IGNORECASE | re.DOTALL)
+
+# (least wrong answers, most, wanted wrong attempts, keep probability); §3.8. More than 20 wrong: the top bucket (ours).
+BUCKETS = ((0, 0, 0, 0.2394), (1, 1, 1, 0.5), (2, 3, 2, 0.5), (4, 20, 3, 0.5))
+
+
+def trajectory_segments(wrong: Sequence[tuple[str, str]], correct: tuple[str, str]) -> list[dict]:
+    """The S²R response for ``wrong`` (solution, verification) attempts followed by the ``correct`` one, as
+    ``sft-init`` segments ``{"text", "train"}``; joined, the texts are the byte-exact §3.2 response."""
+    segments = []
+    attempts = [*wrong, correct]
+    for i, (solution, verification) in enumerate(attempts):
+        final = i == len(attempts) - 1
+        segments.append({"text": solution, "train": final})
+        segments.append({"text": RECHECK + verification, "train": True})
+        if not final:
+            segments.append({"text": RETRY, "train": i + 1 == len(attempts) - 1})
+    return segments
+
+
+def confirmative_prompt(question: str, answer: str) -> str:
+    """The judge's verbatim "confirmative" prompt (§3.3, §3.8): the problem and the extracted final answer only."""
+    return CONFIRMATIVE.format(question=question, answer=answer)
+
+
+def post_edit(verification: str) -> str:
+    """The code's edits of a judge's verification before it enters a trajectory (§3.8)."""
+    return verification.replace("original answer", "answer").replace(" without solving the problem step by step", "")
+
+
+def conclusion(verification: str) -> str:
+    """The verification's last sentence (split on '.'; the second-to-last piece when the text ends with '.')."""
+    pieces = verification.split(".")
+    return pieces[-2] if verification.endswith(".") and len(pieces) > 1 else pieces[-1]
+
+
+def filter_verdict(verification: str) -> bool | None:
+    """The verdict §3.8's filter reads from a verification's conclusion: False for an "incorrect" pattern, True for
+    a "correct" one ("plausible" counts as correct), None when it cannot verify or says neither (dropped)."""
+    last = conclusion(verification).lower()
+    if _CANNOT_VERIFY.search(last):
+        return None
+    if any(p in last for p in INCORRECT):
+        return False
+    if "plausible" in last or any(p in last for p in CORRECT):
+        return True
+    return None
+
+
+def keep_verification(verification: str, truth: bool) -> bool:
+    """Kept only if its verdict agrees with the answer's true correctness (§3.3 step 3)."""
+    verdict = filter_verdict(verification)
+    return verdict is not None and verdict == truth
+
+
+def wrong_count(extracted: Sequence[str | None], gold: str) -> int:
+    """Samples whose extracted answer is not exactly the gold string (§3.8: exact match, not equivalence)."""
+    return sum(answer != gold for answer in extracted)
+
+
+def plan_trajectory(wrong: int, verified_wrong: int, has_verified_correct: bool) -> tuple[int, float] | None:
+    """(wrong attempts in the trajectory, keep probability) for a problem with ``wrong`` wrong samples, of which
+    ``verified_wrong`` distinct wrong answers have a kept verification; None drops the problem (§3.8).
+
+    The bucket's full trajectory is kept at its probability; a shorter fallback (fewer verified wrong answers than
+    wanted) is always kept. A problem with wrong samples but no verified wrong answer is dropped (ours: the code's
+    behaviour there is not documented)."""
+    if not has_verified_correct:
+        return None
+    want, p = next(((w, p) for lo, hi, w, p in BUCKETS if lo <= wrong <= hi), BUCKETS[-1][2:])
+    if want == 0:
+        return 0, p
+    if verified_wrong >= want:
+        return want, p
+    if verified_wrong >= 1 and want > 1:
+        return verified_wrong, 1.0
+    return None
+
+
+# --- process-level RL's baseline (§3.5, §3.8) ------------------------------------------------------------------------
+
+
+def history_keys(actions: Sequence[tuple[str, float]]) -> list[str]:
+    """The reward-history prefix of each action: "" for the first, then e.g. "R-1", "R-1V1" (R solve, V verify, each
+    with its reward) for the ones after."""
+    keys, prefix = [], ""
+    for kind, reward in actions:
+        keys.append(prefix)
+        prefix += f"{'R' if kind == 'solve' else 'V'}{reward:g}"
+    return keys
+
+
+@dataclass
+class PrefixBaseline:
+    """Running mean raw reward per reward-history prefix, over every process and every earlier step; a prefix's
+    baseline is 0 until it has ``min_count`` occurrences. ``advantages`` reads the statistics from before the batch,
+    then adds the batch's actions (gathered across processes by ``gather``)."""
+
+    min_count: int = 10
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def value(self, key: str) -> float:
+        n = self.counts.get(key, 0)
+        return self.sums[key] / n if n >= self.min_count else 0.0
+
+    def advantages(self, batch: Sequence[tuple[str, float]],
+                   gather: Callable[[list], list] = lambda items: items) -> list[float]:
+        """``r − b(h)`` for this process's (prefix, reward) actions; then every process's actions update the means."""
+        out = [reward - self.value(key) for key, reward in batch]
+        for key, reward in gather(list(batch)):
+            self.sums[key] = self.sums.get(key, 0.0) + reward
+            self.counts[key] = self.counts.get(key, 0) + 1
+        return out
+
+    def state(self) -> dict:
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
+
+    def load_state(self, state: dict) -> None:
+        self.sums, self.counts = dict(state["sums"]), {k: int(v) for k, v in state["counts"].items()}
