@@ -182,6 +182,9 @@ def test_vil_prompts_mode_trains_on_rejected_rounds_of_a_vr_run(primed_model_dir
     ("vil", ["--mode", "offline"], "unknown vil.mode='offline'; valid: online, prompts"),
     ("vil", ["--mode", "prompts"], "vil.mode=prompts needs vil.chains=RUN"),
     ("vil", ["vil.reward=sum"], "unknown vil.reward='sum'; valid: final, every_round"),
+    ("vil", ["--mode", "prompts", "--chains", "/no/such/run"], "vil.chains (an `eval --protocol vr_loop` run): "
+     "/no/such/run does not exist; pass a run directory or its chains.jsonl"),
+    ("stv", ["--samples", "/no/such/run"], "candidates.samples (an eval run): /no/such/run does not exist"),
 ])
 def test_bad_paper2_settings_are_one_line_errors(tmp_path, command, args, message):
     result = runner.invoke(app, [command, "--out", str(tmp_path / "x"), *args])

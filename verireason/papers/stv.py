@@ -81,13 +81,19 @@ def verdict_rl_reward(claimed: bool | None, truth: bool, verification: str,
 Pool = dict[tuple[str, str], list[Sample]]  # (bench, problem id) → that problem's graded attempts
 
 
+def run_file(path: str | Path, name: str, what: str) -> Path:
+    """``path`` itself, or ``path/name`` when it is a run directory; a one-line error when it does not exist."""
+    path = Path(path)
+    file = path / name if path.is_dir() else path
+    if not file.exists():
+        raise UserError(f"{what}: {file} does not exist; pass a run directory or its {name}")
+    return file
+
+
 def read_candidates(path: str | Path, problems: Sequence[tuple[str, Problem]]) -> Pool:
     """Graded attempts from an ``eval`` run (its directory or ``samples.jsonl``), keyed by problem; only problems
     of ``problems`` are kept (their reference solutions are what the teacher reads)."""
-    path = Path(path)
-    file = path / "samples.jsonl" if path.is_dir() else path
-    if not file.exists():
-        raise UserError(f"candidates: {file} does not exist; pass an eval run directory or its samples.jsonl")
+    file = run_file(path, "samples.jsonl", "candidates (an eval run)")
     known = {(b, p.id) for b, p in problems}
     pool: Pool = defaultdict(list)
     for s in RecordLog(file, Sample).read():
@@ -291,11 +297,7 @@ class RefinePrompt:
 def read_refine_prompts(path: str | Path, problems: Sequence[tuple[str, Problem]]) -> list[RefinePrompt]:
     """Every rejected round of a ``vr_loop`` eval run (its directory or ``chains.jsonl``) whose problem is among
     ``problems``, as the [problem, attempt, feedback] prompt of the refinement it led to."""
-    path = Path(path)
-    file = path / "chains.jsonl" if path.is_dir() else path
-    if not file.exists():
-        raise UserError(f"vil.chains: {file} does not exist; pass a `verireason eval --protocol vr_loop` run "
-                        "directory or its chains.jsonl")
+    file = run_file(path, "chains.jsonl", "vil.chains (an `eval --protocol vr_loop` run)")
     by_key = {(b, p.id): p for b, p in problems}
     out = []
     for chain in RecordLog(file, Chain).read():

@@ -29,6 +29,7 @@ from verireason.papers.stv import (
     VerifierTraining,
     held_out_candidates,
     read_candidates,
+    run_file,
     sample_pool,
     with_verdict_stops,
 )
@@ -61,6 +62,10 @@ def check(cfg: STVCfg) -> None:
         raise UserError(f"unknown distill.divergence={cfg.distill.divergence!r}; valid: {', '.join(DIVERGENCES)}")
     if cfg.prompt.informed_verify_user is None:
         raise UserError(f"prompt {cfg.prompt.name!r} has no teacher prompt (informed_verify_user); use prompt=stv")
+    for key, path in (("candidates.samples", cfg.candidates.samples),
+                      ("candidates.heldout_samples", cfg.candidates.heldout_samples)):
+        if path:
+            run_file(path, "samples.jsonl", f"{key} (an eval run)")
     check_choices(cfg)
 
 

@@ -24,7 +24,14 @@ from verireason.errors import UserError
 from verireason.generation import HFGenerator
 from verireason.grading import Grader
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
-from verireason.papers.stv import VIL_MODES, VIL_REWARDS, VerifierInTheLoop, read_refine_prompts, vr_evaluation
+from verireason.papers.stv import (
+    VIL_MODES,
+    VIL_REWARDS,
+    VerifierInTheLoop,
+    read_refine_prompts,
+    run_file,
+    vr_evaluation,
+)
 from verireason.plotting import plot_training
 from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, training_dtype
 from verireason.tracking import RunLog, read_metrics
@@ -48,6 +55,8 @@ def check(cfg: ViLCfg) -> None:
         raise UserError(f"unknown vil.reward={cfg.vil.reward!r}; valid: {', '.join(VIL_REWARDS)}")
     if cfg.vil.mode == "prompts" and not cfg.vil.chains:
         raise UserError("vil.mode=prompts needs vil.chains=RUN: a `verireason eval --protocol vr_loop` run on --bench")
+    if cfg.vil.mode == "prompts":
+        run_file(cfg.vil.chains, "chains.jsonl", "vil.chains (an `eval --protocol vr_loop` run)")
     check_choices(cfg)
 
 
