@@ -16,7 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.test_rl import metrics, toy_args, weights
+from tests.test_rl import metrics, toy_args, untimed, weights
 from verireason.cli import app
 from verireason.records import Chain, Round
 
@@ -116,9 +116,6 @@ def test_paper2_runs_resume_step_for_step(primed_model_dir, toy_dir, tmp_path, m
     monkeypatch.setattr(loop, "step", original)
     resumed = runner.invoke(app, [*args, *toy_args(primed_model_dir, toy_dir, tmp_path / "cut", 4), "--resume"])
     assert resumed.exit_code == 0, resumed.output
-
-    def untimed(run):
-        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in metrics(run)]
 
     assert [r["step"] for r in untimed(tmp_path / "cut")] == [1, 2, 3, 4]
     for a, b in zip(untimed(tmp_path / "whole"), untimed(tmp_path / "cut")):

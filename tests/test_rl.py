@@ -45,6 +45,11 @@ def metrics(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+def untimed(run: Path) -> list[dict]:
+    """A run's metrics without its timings (what must repeat exactly after a resume)."""
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in metrics(run)]
+
+
 def weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(folder / "model.safetensors"))
 
@@ -128,9 +133,6 @@ def test_interrupted_run_resumes_step_for_step(primed_model_dir, toy_dir, tmp_pa
     resumed = runner.invoke(app, ["rl-verify", *toy_args(primed_model_dir, toy_dir, tmp_path / "cut", 4), *common,
                                   "--resume"])
     assert resumed.exit_code == 0, resumed.output
-
-    def untimed(run):
-        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in metrics(run)]
 
     assert [r["step"] for r in untimed(tmp_path / "cut")] == [1, 2, 3, 4]
     for a, b in zip(untimed(tmp_path / "whole"), untimed(tmp_path / "cut")):

@@ -167,9 +167,14 @@ def verification_rollouts(learner, judged: Sequence[Judged], prompt: PromptCfg, 
             rollouts.append(Rollout("stv", f"{group_prefix}-{i}", s_text, c.text, s_ids, c.token_ids, reward,
                                     c.finish_reason, {"problem_id": j.problem.id, "truth": j.correct,
                                                       "claimed": claimed}, teacher_prompt_ids=t_ids))
-            outcomes.append((claimed, j.correct, c.tokens, reward, has_feedback(c.text, min_words),
-                             len(tok(feedback_text(c.text), add_special_tokens=False)["input_ids"])))
+            outcomes.append(_outcome(tok, claimed, j.correct, c, reward, min_words))
     return rollouts, verifier_metrics(learner.gather(outcomes), "stv")
+
+
+def _outcome(tok, claimed: bool | None, truth: bool, completion, reward: float, min_words: int) -> tuple:
+    """What ``verifier_metrics`` needs of one verification."""
+    return (claimed, truth, completion.tokens, reward, has_feedback(completion.text, min_words),
+            len(tok(feedback_text(completion.text), add_special_tokens=False)["input_ids"]))
 
 
 def verifier_metrics(outcomes: Sequence[tuple], prefix: str) -> dict[str, float]:
@@ -252,13 +257,13 @@ class VerifierTraining:
         examples, outcomes = [], []
         for j, completions in zip(cands, outputs):
             student = chat_text(tok, verify_messages(j.problem, j.response, self.prompt, self.system))
+            student_ids = tok(student, add_special_tokens=False)["input_ids"]
             for c in completions:
                 claimed = parse_verdict(c.text, self.prompt.verdict)
                 reward = verdict_rl_reward(claimed, j.correct, c.text, self.feedback_words)
-                outcomes.append((claimed, j.correct, c.tokens, reward, has_feedback(c.text, self.feedback_words),
-                                 len(tok(feedback_text(c.text), add_special_tokens=False)["input_ids"])))
+                outcomes.append(_outcome(tok, claimed, j.correct, c, reward, self.feedback_words))
                 if reward:
-                    examples.append((tok(student, add_special_tokens=False)["input_ids"], c.token_ids))
+                    examples.append((student_ids, c.token_ids))
         metrics = verifier_metrics(self.learner.gather(outcomes), "teacher")
         kept = self.learner.gather(examples)  # shared out again: under DDP every process must run a backward pass
         metrics["sft/kept"] = len(kept)
@@ -389,12 +394,12 @@ class VerifierInTheLoop:
         texts = [chat_text(tok, refine_messages(rp.problem, rp.response, rp.feedback, self.prompt, self.systems[0]))
                  for _, (_, rp) in mine]
         outputs = self.learner.generate(texts, self.sampling, self._seed(step))
-        flat = [(slot, rp, t, c) for (slot, (_, rp)), t, cs in zip(mine, texts, outputs) for c in cs]
-        grades = self.grader.grade_many([(c.text, rp.problem.answer) for _, rp, _, c in flat])
-        rollouts = [Rollout("vil", f"{step}:{slot}", t, c.text, tuple(tok(t, add_special_tokens=False)["input_ids"]),
-                            c.token_ids, float(g.correct), c.finish_reason,
+        ids = [tuple(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        flat = [(slot, rp, t, i, c) for (slot, (_, rp)), t, i, cs in zip(mine, texts, ids, outputs) for c in cs]
+        grades = self.grader.grade_many([(c.text, rp.problem.answer) for _, rp, _, _, c in flat])
+        rollouts = [Rollout("vil", f"{step}:{slot}", t, c.text, i, c.token_ids, float(g.correct), c.finish_reason,
                             {"problem_id": rp.problem.id, "correct": g.correct})
-                    for (slot, rp, t, c), g in zip(flat, grades)]
+                    for (slot, rp, t, i, c), g in zip(flat, grades)]
         rewards = self.learner.gather([r.reward for r in rollouts])
         return rollouts, {"vil/reward": _mean(rewards), "vil/refine_accuracy": _mean(rewards),
                           "vil/tokens": _mean(self.learner.gather([len(r.completion_ids) for r in rollouts]))}
