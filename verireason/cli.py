@@ -56,11 +56,11 @@ def _user_errors() -> Iterator[None]:
 
 def model_overrides(model: str, key: str = "model") -> list[str]:
     """``--model``: an alias selects ``conf/model/<alias>.yaml``; a directory or hub id goes through ``local``.
-    With ``key="verifier"`` the same model config goes to the ``verifier`` node instead."""
+    With ``key="verifier"`` (or ``"judge_model"``) the same model config goes to that node instead."""
     from verireason.config import group_options
 
     aliases = [a for a in group_options("model") if a != "local"]
-    select = "model=" if key == "model" else "+model@verifier="
+    select = "model=" if key == "model" else f"+model@{key}="
     if model in aliases:
         return [f"{select}{model}"]
     if Path(model).expanduser().is_dir() or re.fullmatch(r"[\w.-]+/[\w.-]+", model):
@@ -291,6 +291,30 @@ def vil(ctx: typer.Context, model: ModelOpt = None, verifier: VerifierOpt = None
         extra += [f"trainer.max_steps={steps}"] if steps is not None else []
         _run_command("vil", _common_overrides(model, bench, limit, data_dir, out, seed, resume) + extra
                      + _extra_overrides(ctx.args), cfg, "vil")
+
+
+StageOpt = Annotated[Optional[str], typer.Option(help="data | bi | orl | prl")]
+JudgeOpt = Annotated[Optional[str], typer.Option(help="data stage: the judge model (alias, directory or hub id); "
+                                                      "default: the model; an endpoint: construct.judge.url=...")]
+S2RDataOpt = Annotated[Optional[Path], typer.Option(
+    "--data", help="bi: a `s2r --stage data` run (or its sft.jsonl); orl/prl: that run (or its rl.jsonl)")]
+
+
+@app.command("s2r", context_settings=OVERRIDES)
+def s2r(ctx: typer.Context, stage: StageOpt = None, model: ModelOpt = None, judge: JudgeOpt = None,
+        data: S2RDataOpt = None, bench: BenchOpt = None, eval_bench: EvalBenchOpt = None, limit: LimitOpt = None,
+        data_dir: DataDirOpt = None, out: OutOpt = None, seed: SeedOpt = None, resume: ResumeOpt = False,
+        steps: StepsOpt = None, cfg: CfgOpt = False) -> None:
+    """S²R (paper 3): build trial-and-error trajectories (data), behaviour-initialization SFT (bi), then
+    outcome-level (orl) or process-level (prl) RL."""
+    with _user_errors():
+        extra = [f"stage={stage}"] if stage else []
+        extra += model_overrides(judge, "judge_model") if judge else []
+        extra += [f"data='{data}'"] if data else []
+        extra += [f"bench@eval_bench=[{eval_bench}]"] if eval_bench else []
+        extra += [f"trainer.max_steps={steps}", f"bi.max_steps={steps}"] if steps is not None else []  # bi | orl/prl
+        _run_command("s2r", _common_overrides(model, bench, limit, data_dir, out, seed, resume) + extra
+                     + _extra_overrides(ctx.args), cfg, "s2r")
 
 
 DataOpt = Annotated[Optional[Path], typer.Option(help="JSONL of messages, prompt/completion or prompt/segments")]

@@ -27,9 +27,11 @@ class TrainBatch:
     targets: torch.Tensor  # [B, C] = input_ids[:, T - C:], the tokens the last C positions predict
     loss_mask: torch.Tensor  # [B, C] float, 1 where a target token is trained
     advantages: torch.Tensor  # [B] float (one per sequence; 0 for supervised batches) or [B, C] (per token)
+    parts: torch.Tensor | None = None  # [B, C] long action index per target token (-1: none); see Rollout.parts
 
     def to(self, device) -> "TrainBatch":
-        return TrainBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return TrainBatch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+                             for f in fields(self)})
 
     @property
     def keep(self) -> int:
@@ -38,10 +40,12 @@ class TrainBatch:
 
 
 def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
-         trained: Sequence[Sequence[bool]], advantages: Sequence[float | Sequence[float]], pad_id: int) -> TrainBatch:
+         trained: Sequence[Sequence[bool]], advantages: Sequence[float | Sequence[float]], pad_id: int,
+         parts: Sequence[Sequence[int]] | None = None) -> TrainBatch:
     """A batch from prompt ids, completion ids and per-completion-token loss flags (``trained[i]`` has the length
     of ``completions[i]``; prompt tokens are never trained). ``advantages[i]`` is a scalar or, for per-token
-    credit, a sequence as long as ``completions[i]``; if any is a sequence the batch's advantages are [B, C]."""
+    credit, a sequence as long as ``completions[i]``; if any is a sequence the batch's advantages are [B, C].
+    ``parts[i]``, when given, is the action index of each completion token (left-padded with -1)."""
     rows = [list(p) + list(c) for p, c in zip(prompts, completions)]
     width = max(len(r) for r in rows)
     span = max(max(len(c) for c in completions), 1)
@@ -55,6 +59,7 @@ def pack(prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
         targets=input_ids[:, width - span:],
         loss_mask=torch.tensor(flags, dtype=torch.float32),
         advantages=_advantages(advantages, [len(c) for c in completions], span),
+        parts=None if parts is None else torch.tensor([[-1] * (span - len(p)) + list(p) for p in parts]),
     )
 
 
@@ -68,8 +73,10 @@ def _advantages(advantages: Sequence[float | Sequence[float]], lengths: Sequence
 
 def rollouts_to_batch(rollouts: Sequence[Rollout], advantages: Sequence[float], pad_id: int) -> TrainBatch:
     """RL batch: the completion tokens each rollout's ``trained`` flags name (all by default), no prompt token;
-    a rollout's ``token_advantages``, where set, replace its scalar advantage."""
+    a rollout's ``token_advantages``, where set, replace its scalar advantage; ``parts`` are packed when every
+    rollout has them."""
+    with_parts = all(r.parts is not None for r in rollouts)
     return pack([r.prompt_ids for r in rollouts], [r.completion_ids for r in rollouts],
                 [r.trained if r.trained is not None else [True] * len(r.completion_ids) for r in rollouts],
                 [r.token_advantages if r.token_advantages is not None else a for r, a in zip(rollouts, advantages)],
-                pad_id)
+                pad_id, [r.parts for r in rollouts] if with_parts else None)

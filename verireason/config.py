@@ -421,12 +421,97 @@ class ViLCfg:
     progress: bool = True
 
 
+@dataclass
+class JudgeCfg:
+    """The judge of S²R's data construction (papers.md §3.3): an OpenAI-compatible endpoint (``url``), else a
+    model the engines load (``--judge``), else the policy itself."""
+
+    url: Optional[str] = None  # e.g. http://localhost:8000/v1 (vLLM's server, OpenAI); null: a local model
+    api_model: str = "gpt-4-1106-preview"  # the model name sent to the endpoint (the paper's likely judge, §3.3)
+    api_key_env: Optional[str] = "OPENAI_API_KEY"  # environment variable holding the key, if any
+    # the code queries at temperature 0.1 (§3.3); top_p and the token limit are ours
+    sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=1, temperature=0.1, top_p=1.0, max_tokens=1024))
+    timeout_s: float = bounded(120.0, POSITIVE)  # per request
+    concurrency: int = bounded(8, AT_LEAST_1)  # requests in flight
+
+
+@dataclass
+class S2RDataCfg:
+    """``--stage data`` (papers.md §3.3, §3.8)."""
+
+    sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=5, temperature=0.7, top_p=1.0, max_tokens=2048))
+    max_answers: int = bounded(5, AT_LEAST_1)  # unique extracted answers judged per problem
+    judge: JudgeCfg = field(default_factory=JudgeCfg)
+    decontaminate: bool = True  # drop training problems whose text is in eval_bench (the code: against MATH500)
+    import_dir: Optional[str] = None  # a folder with the staged S2R-data/S2R-dataset files: import, sample nothing
+    import_sft: str = "sft_qwen2.5_math_7B.json"
+    import_rl: str = "rl_data_qwen2.5.jsonl"
+
+
+@dataclass
+class S2RBICfg:
+    """``--stage bi``: behaviour-initialization SFT (papers.md §3.4, Table 7), through ``sft-init``'s masked SFT."""
+
+    kl_coef: float = bounded(0.1, NON_NEGATIVE)  # 0.1 (Llama-3.1, Qwen2); 0.01 for Qwen2.5-Math-7B
+    epochs: int = bounded(3, AT_LEAST_1)
+    batch_size: int = bounded(32, AT_LEAST_1)
+    max_length: int = bounded(8000, AT_LEAST_1)  # 6000 for Qwen2-7B-Instruct
+    max_steps: Optional[int] = bounded(None, AT_LEAST_1)
+    save_every: int = bounded(100, AT_LEAST_1)
+
+
+@dataclass
+class S2RRLCfg:
+    """``--stage orl|prl`` (papers.md §3.5, §3.8): the KL to the stage's initial model enters the advantage."""
+
+    kl_coef: float = bounded(0.01, NON_NEGATIVE)  # README: 0.01 outcome-level, 0.05 process-level
+    verify_bonus: bool = True  # PRL: ×2 for verifying a correct attempt (use_veri_bonus)
+    flip_bonus: bool = True  # PRL: ×2 for an attempt whose correctness differs from the previous one (use_bonus)
+    truncation_penalty: bool = True  # PRL: −1 for a last action cut off without EOS (responses with a delimiter)
+    baseline_min_count: int = bounded(10, AT_LEAST_1)  # PRL: a prefix's baseline is used from this many actions
+
+
+@dataclass
+class S2RCfg:
+    """``verireason s2r``: S²R's data construction, behaviour initialization, and outcome-/process-level RL
+    (paper 3, papers.md §3)."""
+
+    model: ModelCfg = field(default_factory=ModelCfg)  # the stage's initial model (orl/prl: the BI checkpoint)
+    stage: str = "data"  # data | bi | orl | prl
+    data: Optional[str] = None  # bi: sft.jsonl (or its data run); orl/prl: rl.jsonl (or its data run); else --bench
+    judge_model: Optional[ModelCfg] = None  # --judge: the data stage's judge (null: judge.url, else the model)
+    bench: dict[str, BenchCfg] = field(default_factory=dict)  # data: problems to build from; orl/prl without --data
+    eval_bench: dict[str, BenchCfg] = field(default_factory=dict)  # held-out greedy pass@1 (and decontamination)
+    construct: S2RDataCfg = field(default_factory=S2RDataCfg)
+    bi: S2RBICfg = field(default_factory=S2RBICfg)
+    rl: S2RRLCfg = field(default_factory=S2RRLCfg)
+    # RL rollouts: 4 samples per prompt at T = 0.7 (rloo_n=4, §3.5); max length 8000 with the prompt (ours: 8000 new)
+    sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=4, temperature=0.7, top_p=1.0, max_tokens=8000))
+    eval_sampling: SamplingCfg = field(default_factory=lambda: SamplingCfg(n=1, temperature=0.0, top_p=1.0, max_tokens=8000))
+    prompt: PromptCfg = field(default_factory=PromptCfg)
+    engine: EngineCfg = field(default_factory=EngineCfg)
+    grader: GraderCfg = field(default_factory=GraderCfg)
+    # RLOO, clip 0.2 both ways, no dual clip, per-part ratio and mean over parts, 4 optimizer updates per batch (§3.8)
+    algo: AlgoCfg = field(default_factory=lambda: AlgoCfg(advantage="rloo", clip_low=0.2, clip_high=0.2, dual_clip=None,
+                                                          loss_agg="part_mean", kl_coef=0.0, mini_batches=4))
+    optim: OptimCfg = field(default_factory=lambda: OptimCfg(lr=5e-7, weight_decay=0.0, warmup_steps=5))
+    trainer: TrainerCfg = field(default_factory=lambda: TrainerCfg(max_steps=500, prompts_per_step=64, group_size=4,
+                                                                   save_every=50, eval_every=50))
+    limit: Optional[int] = bounded(None, AT_LEAST_1)
+    eval_limit: Optional[int] = bounded(None, AT_LEAST_1)
+    seed: int = 0
+    data_dir: Optional[str] = None
+    out: Optional[str] = None
+    resume: bool = False
+    progress: bool = True
+
+
 SCHEMAS: dict[str, type] = {"eval": EvalCfg, "asymmetry-probe": AsymmetryCfg, "rl-gen": RLCfg, "rl-verify": RLCfg,
-                            "sft-init": SFTCfg, "stv": STVCfg, "vil": ViLCfg}
+                            "sft-init": SFTCfg, "stv": STVCfg, "vil": ViLCfg, "s2r": S2RCfg}
 GROUPS = ("model", "bench", "sampling", "prompt", "engine", "grader", "verify", "preset")
 # The presets (conf/preset/) each command's config can take: each spells out one command's settings.
 COMMAND_PRESETS = {"rl-gen": ("cpu_small", "paper1"), "rl-verify": ("cpu_small", "paper1"), "stv": ("stv", "stv_cpu"),
-                   "vil": ("vil", "vil_cpu")}
+                   "vil": ("vil", "vil_cpu"), "s2r": ("s2r_bi", "s2r_orl", "s2r_prl", "s2r_cpu"), "eval": ("s2r_eval",)}
 
 
 def _register() -> None:

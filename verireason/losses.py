@@ -3,6 +3,8 @@
 * ``pg_loss``: PPO's clipped surrogate with separate low/high clip ranges (DAPO clip-higher, papers.md §1.5), the
   dual-clip bound for negative advantages (verl ``clip_ratio_c``), token-mean or sequence-mean aggregation, and an
   optional KL penalty to a frozen reference (the k3 estimator, exp(ref - logp) - (ref - logp) - 1).
+* ``part_pg_loss``: S²R's clipped loss per action ("part"): one ratio per part from its mean log-ratio, one
+  advantage per part, averaged over parts (papers.md §3.5, §3.8; a whole response is one part for ORL).
 * ``sft_loss``: cross-entropy on the trained tokens plus S²R's token-level full-vocabulary KL to the initial
   model (papers.md §3.4).
 * ``generalized_jsd`` / ``sampled_reverse_kl``: the divergences of STV's on-policy distillation (papers.md §2.3,
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 
 from verireason.collate import TrainBatch
 
-LOSS_AGG = ("token_mean", "seq_mean")
+LOSS_AGG = ("token_mean", "seq_mean", "part_mean")
 
 
 def forward_logits(model, batch: TrainBatch) -> torch.Tensor:
@@ -80,6 +82,43 @@ def pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor
         "ratio": float((ratio.detach() * mask).sum() / n),
         "kl": float((kl.detach() * mask).sum() / n),
     }
+    return total, stats
+
+
+def part_pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                 parts: torch.Tensor, *, clip_low: float = 0.2, clip_high: float = 0.2, denom: float | None = None,
+                 max_log_ratio: float = 10.0, **_: object) -> tuple[torch.Tensor, dict[str, float]]:
+    """S²R's clipped policy-gradient loss over actions (papers.md §3.5, §3.8). logp, old_logp, mask: [B, C];
+    advantages: [B] or [B, C] (constant within a part: the part's mean is used); parts: [B, C] long, -1 outside
+    every part.
+
+    Per part p: ratio_p = exp(clamp(mean_{t∈p}(logp − old_logp), ±max_log_ratio)); loss_p = max(−A_p·ratio_p,
+    −A_p·clip(ratio_p, 1 − clip_low, 1 + clip_high)); the total is Σ_p loss_p / ``denom`` parts (default: this
+    batch's). Only trained tokens (``mask``) count toward a part."""
+    rows, width = logp.shape
+    adv = advantages.unsqueeze(-1).expand(rows, width) if advantages.dim() == 1 else advantages
+    slots = int(parts.max().clamp(min=0)) + 1
+    valid = (parts >= 0) & mask.bool()
+    index = torch.where(valid, parts + slots * torch.arange(rows, device=parts.device).unsqueeze(-1), rows * slots)
+    index, weight = index.flatten(), valid.flatten().to(logp.dtype)
+
+    def per_part(values: torch.Tensor) -> torch.Tensor:  # sum over each part's trained tokens: [rows * slots]
+        out = torch.zeros(rows * slots + 1, dtype=values.dtype, device=values.device)
+        return out.index_add(0, index, values.flatten() * weight)[:-1]
+
+    count = per_part(torch.ones_like(logp))
+    present = count > 0
+    n = count.clamp(min=1)
+    log_ratio = (per_part(logp - old_logp) / n).clamp(-max_log_ratio, max_log_ratio)
+    part_adv = per_part(adv.to(logp.dtype)) / n
+    ratio = torch.exp(log_ratio)
+    unclipped = -part_adv * ratio
+    clipped = -part_adv * ratio.clamp(1 - clip_low, 1 + clip_high)
+    loss = torch.where(present, torch.maximum(unclipped, clipped), 0.0)
+    parts_here = present.sum().clamp(min=1)
+    total = loss.sum() / (denom if denom is not None else parts_here)
+    stats = {"clip_frac": float(((clipped > unclipped) & present).sum() / parts_here),
+             "ratio": float((ratio.detach() * present).sum() / parts_here), "kl": 0.0}
     return total, stats
 
 

@@ -176,6 +176,9 @@ class Rollout:
             for methods whose credit differs along one sequence (S²R's process-level RL, OPD as an advantage).
         teacher_prompt_ids: the prompt under which a distillation teacher scores ``completion_ids`` (STV's
             privileged context: problem, candidate, verdict and reference, papers.md §2.3); None: ``prompt_ids``.
+        parts: per-completion-token action index (0, 1, …; -1 outside every action) for losses whose PPO ratio is
+            taken per action from its mean log-ratio (S²R, papers.md §3.5: one part per response for ORL, one per
+            solve / verify / delimiter action for PRL); None: a ratio per token.
     """
 
     objective: str
@@ -190,9 +193,10 @@ class Rollout:
     trained: tuple[bool, ...] | None = None
     token_advantages: tuple[float, ...] | None = None
     teacher_prompt_ids: tuple[int, ...] | None = None
+    parts: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("trained", "token_advantages"):
+        for name in ("trained", "token_advantages", "parts"):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.completion_ids):
                 raise ValueError(f"Rollout.{name} has {len(value)} entries for {len(self.completion_ids)} tokens")
@@ -201,3 +205,9 @@ class Rollout:
     def trained_tokens(self) -> int:
         """How many completion tokens are in the loss."""
         return len(self.completion_ids) if self.trained is None else sum(self.trained)
+
+    @property
+    def part_count(self) -> int:
+        """How many actions have a trained token (what a part-mean loss divides by)."""
+        flags = self.trained or (True,) * len(self.completion_ids)
+        return len({p for p, f in zip(self.parts or (), flags) if f and p >= 0})

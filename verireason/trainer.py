@@ -36,6 +36,7 @@ from verireason.losses import (
     aggregate,
     forward_logits,
     generalized_jsd,
+    part_pg_loss,
     pg_loss,
     sampled_reverse_kl,
     sft_loss,
@@ -223,11 +224,18 @@ class Learner:
             out += [row[len(row) - len(r.completion_ids):] for row, r in zip(logp, chunk)]
         return out
 
-    def update(self, rollouts: Sequence[Rollout], seed: int = 0) -> dict[str, float]:
-        """One policy update on this process's rollouts: ``epochs`` × ``mini_batches`` optimizer steps."""
+    def logprobs(self, rollouts: Sequence[Rollout], reference: bool = False) -> list[torch.Tensor]:
+        """Per-rollout completion log-probs [len(completion_ids)] under the current policy (or the frozen
+        reference), without gradient: PPO's old policy, or the KL terms S²R folds into its advantages."""
+        return self._logprobs(self.ref_model if reference else self.model, rollouts)
+
+    def update(self, rollouts: Sequence[Rollout], seed: int = 0, old: list[torch.Tensor] | None = None) -> dict[str, float]:
+        """One policy update on this process's rollouts: ``epochs`` × ``mini_batches`` optimizer steps. ``old``:
+        the rollouts' log-probs under the sampling policy, when the caller already has them (``logprobs``)."""
         rollouts = list(rollouts)
         adv = group_advantages([r.reward for r in rollouts], [r.group for r in rollouts], self.advantage).tolist()
-        old = self._logprobs(self.model, rollouts) if self.epochs * self.mini_batches > 1 else None
+        if old is None and self.epochs * self.mini_batches > 1:
+            old = self._logprobs(self.model, rollouts)
         ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None and self.hyper["kl_coef"] else None
         order = torch.Generator().manual_seed(seed)
         stats: dict[str, float] = defaultdict(float)
@@ -251,7 +259,9 @@ class Learner:
         left the optimizer steps on zero gradients, as it would have. (Under DDP every process must run the same
         number of backward passes, so there all rollouts run.)"""
         tokens = sum(rollouts[i].trained_tokens for i in indices)
-        denom = tokens if self.hyper["agg"] == "token_mean" else len(indices)
+        agg = self.hyper["agg"]
+        denom = {"token_mean": tokens, "seq_mean": len(indices),
+                 "part_mean": sum(rollouts[i].part_count for i in indices)}[agg]
         if self.skip_zero_advantage and ref is None and self.distill is None:
             indices = [i for i in indices if _moves(rollouts[i], adv[i])]
         indices = sorted(indices, key=lambda i: -(len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids)))
@@ -270,8 +280,15 @@ class Learner:
             width = logp.shape[1]
             old_logp = _pad_left([old[i] for i in chunk], width).to(logp) if old else logp.detach()
             ref_logp = _pad_left([ref[i] for i in chunk], width).to(logp) if ref else None
-            loss, s = pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, denom=denom, ref_logp=ref_logp,
-                              **self.hyper)
+            if agg == "part_mean":
+                if batch.parts is None:
+                    raise ValueError("loss_agg=part_mean needs rollouts with parts (S²R's actions)")
+                loss, s = part_pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, batch.parts,
+                                       clip_low=self.hyper["clip_low"], clip_high=self.hyper["clip_high"],
+                                       denom=max(denom, 1))
+            else:
+                loss, s = pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, denom=denom, ref_logp=ref_logp,
+                                  **self.hyper)
             if self.distill is not None:
                 d = self.distill
                 term = self._divergence(logits, logp, batch, [rollouts[i] for i in chunk])  # [B, C]

@@ -54,6 +54,32 @@ def trajectory_segments(wrong: Sequence[tuple[str, str]], correct: tuple[str, st
     return segments
 
 
+_MARKERS = re.compile(f"({re.escape(RECHECK)}|{re.escape(RETRY)})")
+
+
+def segments_of_response(response: str) -> list[dict]:
+    """The inverse of ``trajectory_segments`` for a response written in the §3.2 format (an imported trajectory):
+    attempts before the last are untrained, verifications trained, the retry marker trained only before the last
+    attempt; the texts join back to ``response`` byte for byte."""
+    pieces = _MARKERS.split(response)  # text, marker, text, marker, ...
+    retries = [i for i in range(1, len(pieces), 2) if pieces[i] == RETRY]
+    last_retry = retries[-1] if retries else None
+    segments, attempt_final = [], last_retry is None
+    for i, piece in enumerate(pieces):
+        if i % 2 == 0:  # text after a marker (or the first attempt)
+            opened_by = pieces[i - 1] if i else RETRY
+            if opened_by == RETRY:
+                attempt_final = last_retry is None or i - 1 >= last_retry
+                segments.append({"text": piece, "train": attempt_final})
+            else:
+                segments[-1]["text"] += piece  # RECHECK + verification is one trained segment
+        elif piece == RECHECK:
+            segments.append({"text": piece, "train": True})
+        else:
+            segments.append({"text": piece, "train": i == last_retry})
+    return [seg for seg in segments if seg["text"]]
+
+
 def confirmative_prompt(question: str, answer: str) -> str:
     """The judge's verbatim "confirmative" prompt (§3.3, §3.8): the problem and the extracted final answer only."""
     return CONFIRMATIVE.format(question=question, answer=answer)

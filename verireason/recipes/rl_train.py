@@ -53,13 +53,15 @@ def training_dtype(cfg) -> str:
     return "float32" if cfg.model.dtype == "auto" else cfg.model.dtype  # fp32 master weights; AMP via accelerate
 
 
-def build_learner(cfg, path: str, accelerator, distill: Distill | None = None) -> Learner:
+def build_learner(cfg, path: str, accelerator, distill: Distill | None = None, reference: bool = False) -> Learner:
     """The policy at ``path`` (the initial model or a checkpoint) with the optimizer and loss of ``cfg`` (any
-    training config with ``model``, ``algo``, ``optim`` and ``engine``), a frozen reference when the KL is on, and
-    an optional distillation term (paper 2)."""
+    training config with ``model``, ``algo``, ``optim`` and ``engine``), a frozen reference (the initial model)
+    when the loss's KL is on or ``reference`` asks for one (S²R folds its KL into the advantage), and an optional
+    distillation term (paper 2)."""
     device, dtype = str(accelerator.device), training_dtype(cfg)
     policy = load_causal_lm(path, dtype, device).train()
-    ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if cfg.algo.kl_coef else None
+    wanted = cfg.algo.kl_coef or reference
+    ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if wanted else None
     return Learner(accelerator, policy, load_tokenizer(path), ref_model=ref, **asdict(cfg.optim),
                    **asdict(cfg.algo), gen_batch_size=cfg.engine.batch_size, max_context=cfg.model.max_context,
                    distill=distill)

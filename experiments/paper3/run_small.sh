@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Paper 3 in miniature on the embedded SmolLM2-135M-Instruct, CPU only (experiments/paper3/README.md).
+# 1. Format warm-up: sft-init on arith reference solutions under the S²R prompt (make_warmup_data.py).
+# 2. --stage data from the warm-up model: 5 samples per problem on PROBLEMS one- and two-step arith problems; the
+#    judge is reference_judge.py behind an OpenAI-compatible endpoint on the loopback address (a judge that knows the
+#    reference solution, standing in for the paper's GPT-4); the verdict filter, buckets and keep draws as specified.
+# 3. --stage bi: behaviour-initialization SFT on the trajectories, KL 0.1 to the warm-up model.
+# 4. --stage orl and --stage prl from the BI checkpoint, STEPS steps each on the same problems.
+# 5. eval preset=s2r_eval (greedy, s2r_attempts) of warm-up, BI, ORL and PRL on EVAL held-out problems.
+# 6. plot_small.py: figure and table (summary.md).
+# Usage: bash experiments/paper3/run_small.sh [STEPS]
+set -euo pipefail
+STEPS=${1:-10}
+OUT=${OUT:-results/paper3-small}
+VR=${VERIREASON:-verireason}
+PY=${PYTHON:-python}
+PORT=${PORT:-18731}
+PROBLEMS=${PROBLEMS:-96}
+EVAL=${EVAL:-48}
+LEVELS="[1,2]"
+ARITH=(--bench arith "bench.arith.levels=$LEVELS")
+
+$PY experiments/paper3/make_warmup_data.py "$OUT/warmup.jsonl" 96
+$VR sft-init --data "$OUT/warmup.jsonl" --out "$OUT/warmup" --resume epochs=2 batch_size=16 optim.lr=5e-5 \
+  optim.micro_batch_size=8 save_every=1000
+last() { cd "$(ls -d "$1"/checkpoints/step_* | sort | tail -1)" && pwd; }
+INIT=$(last "$OUT/warmup")
+
+$PY experiments/paper3/reference_judge.py "$PORT" 0 200 1,2 &
+JUDGE=$!
+trap 'kill $JUDGE 2>/dev/null || true' EXIT
+sleep 2
+$VR s2r --stage data --model "$INIT" "${ARITH[@]}" --limit "$PROBLEMS" preset=s2r_cpu construct.sampling.max_tokens=128 \
+  construct.judge.url="http://127.0.0.1:$PORT/v1" --out "$OUT/data" --resume
+kill $JUDGE 2>/dev/null || true
+
+$VR s2r --stage bi --model "$INIT" --data "$OUT/data" preset=s2r_cpu bi.epochs=3 --out "$OUT/bi" --resume
+BI=$(last "$OUT/bi")
+for level in orl prl; do
+  $VR s2r --stage "$level" --model "$BI" --data "$OUT/data" --eval-bench arith_heldout \
+    "eval_bench.arith_heldout.levels=$LEVELS" preset=s2r_cpu --steps "$STEPS" trainer.eval_every=5 \
+    --out "$OUT/$level" --resume
+done
+
+EVALS=(--bench arith_heldout --limit "$EVAL" "bench.arith_heldout.levels=$LEVELS" preset=s2r_eval sampling.max_tokens=320)
+$VR eval --model "$INIT" "${EVALS[@]}" --out "$OUT/eval-warmup" --resume
+$VR eval --model "$BI" "${EVALS[@]}" --out "$OUT/eval-bi" --resume
+for level in orl prl; do
+  $VR eval --model "$(last "$OUT/$level")" "${EVALS[@]}" --out "$OUT/eval-$level" --resume
+done
+$PY experiments/paper3/plot_small.py "$OUT"
