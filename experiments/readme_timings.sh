@@ -37,4 +37,12 @@ run sft_init $VR sft-init --data $OUT/sft.jsonl --steps 4 batch_size=16 kl_coef=
 run stv $VR stv --method stv --bench arith preset=stv_cpu --steps 2 --out $OUT/stv
 run stv_sft $VR stv --method sft --bench arith preset=stv_cpu --steps 2 --out $OUT/stv_sft
 run vil $VR vil --bench arith preset=vil_cpu --steps 2 --out $OUT/vil
+run s2r_data $VR s2r --stage data preset=s2r_cpu --out $OUT/s2r_data
+# the S²R training stages read the small paper-3 run's trajectories (bash experiments/paper3/run_small.sh first)
+S2R_BI=results/paper3-small/bi/checkpoints/step_000012
+run s2r_bi $VR s2r --stage bi --data results/paper3-small/data preset=s2r_cpu --steps 2 --out $OUT/s2r_bi
+run s2r_orl $VR s2r --stage orl --model $S2R_BI --data results/paper3-small/data preset=s2r_cpu --steps 2 \
+    --out $OUT/s2r_orl
+run s2r_prl $VR s2r --stage prl --model $S2R_BI --data results/paper3-small/data preset=s2r_cpu --steps 2 \
+    --out $OUT/s2r_prl
 cat "$LOG"

@@ -1,8 +1,9 @@
 """The training engine: a ``Learner`` (policy, optimizer, rollout engine, one ``update``) and the two loops.
 
-* ``Learner.update(rollouts)``: group advantages → mini-batches → clipped policy-gradient loss (plus, with a
-  ``Distill``, a JSD term to a teacher on the same tokens, papers.md §2.3) → AdamW step, with gradient
-  accumulation over micro-batches (papers.md §1.5, §1.7).
+* ``Learner.update(rollouts)``: group advantages (or the rollouts' own per-token advantages) → mini-batches →
+  clipped policy-gradient loss, its ratio per token or, with ``loss_agg=part_mean``, per action from the action's
+  mean log-ratio (S²R, papers.md §3.5) (plus, with a ``Distill``, a JSD term to a teacher on the same tokens,
+  papers.md §2.3) → AdamW step, with gradient accumulation over micro-batches (papers.md §1.5, §1.7).
 * ``rl_loop``: steps of ``step_fn`` (a schedule: rollouts and updates), then evaluation, logging and
   checkpoints on their cadences; every phase is timed and logged as ``time/<phase>``.
 * ``sft_loop``: masked supervised updates with an optional KL to the initial model (papers.md §3.4).
@@ -248,7 +249,7 @@ class Learner:
         tokens = stats.pop("tokens", 0)
         out = {k: v / steps for k, v in stats.items()}
         out.update(tokens_in_loss=tokens / self.epochs, lr=self.scheduler.get_last_lr()[0],
-                   zero_adv_frac=sum(a == 0 for a in adv) / max(len(adv), 1))
+                   zero_adv_frac=sum(not _moves(r, a) for r, a in zip(rollouts, adv)) / max(len(adv), 1))
         return out
 
     def _optimizer_step(self, rollouts, adv, indices, old, ref) -> dict[str, float]:

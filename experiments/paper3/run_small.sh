@@ -4,7 +4,7 @@
 # 2. --stage data from the warm-up model: 5 samples per problem on PROBLEMS one- and two-step arith problems; the
 #    judge is reference_judge.py behind an OpenAI-compatible endpoint on the loopback address (a judge that knows the
 #    reference solution, standing in for the paper's GPT-4); the verdict filter, buckets and keep draws as specified.
-# 3. --stage bi: behaviour-initialization SFT on the trajectories, KL 0.1 to the warm-up model.
+# 3. --stage bi: behaviour-initialization SFT on the trajectories (3 epochs, lr 5e-5), KL 0.1 to the warm-up model.
 # 4. --stage orl and --stage prl from the BI checkpoint, STEPS steps each on the same problems.
 # 5. eval preset=s2r_eval (greedy, s2r_attempts) of warm-up, BI, ORL and PRL on EVAL held-out problems.
 # 6. plot_small.py: figure and table (summary.md).
@@ -34,10 +34,10 @@ $VR s2r --stage data --model "$INIT" "${ARITH[@]}" --limit "$PROBLEMS" preset=s2
   construct.judge.url="http://127.0.0.1:$PORT/v1" --out "$OUT/data" --resume
 kill $JUDGE 2>/dev/null || true
 
-$VR s2r --stage bi --model "$INIT" --data "$OUT/data" preset=s2r_cpu bi.epochs=3 --out "$OUT/bi" --resume
+$VR s2r --stage bi --model "$INIT" --data "$OUT/data" preset=s2r_cpu bi.epochs=3 optim.lr=5e-5 --out "$OUT/bi" --resume
 BI=$(last "$OUT/bi")
 for level in orl prl; do
-  $VR s2r --stage "$level" --model "$BI" --data "$OUT/data" --eval-bench arith_heldout \
+  $VR s2r --stage "$level" --model "$BI" --data "$OUT/data" --limit "$PROBLEMS" --eval-bench arith_heldout \
     "eval_bench.arith_heldout.levels=$LEVELS" preset=s2r_cpu --steps "$STEPS" trainer.eval_every=5 \
     --out "$OUT/$level" --resume
 done

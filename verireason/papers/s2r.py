@@ -1,7 +1,7 @@
 """Paper 3, S²R (papers.md §3.2-3.5, corrected by the official code in §3.8): the pieces of its data construction
 and of its process-level RL that are pure rules, each against the paper's numbers.
 
-* ``trajectory_segments``: the byte-exact response of §3.2 (solve → "Wait, let me recheck my solution." → verify →
+* ``trajectory_segments`` / ``segments_of_response``: the byte-exact response of §3.2 (solve → "Wait, let me recheck my solution." → verify →
   "Let me try again." → …) as SFT segments with train flags (§3.8: verifications and the final correct attempt are
   trained, wrong attempts are not; the retry marker is trained only before the final attempt);
 * ``confirmative_prompt`` / ``post_edit``: the judge's verbatim prompt on the extracted answer and its post-edits;
@@ -10,7 +10,8 @@ and of its process-level RL that are pure rules, each against the paper's number
 * ``PrefixBaseline``: PRL's running baseline keyed by reward-history prefix (merged across processes, used from 10
   occurrences, read from the statistics before the batch, saved in checkpoints).
 
-The ``s2r`` command that strings these together is issue 10; these are its tested parts.
+``papers.s2r_data`` (the construction pipeline) and ``papers.s2r_rl`` (ORL and PRL) build on these; the command is
+``recipes.s2r``.
 """
 
 from __future__ import annotations

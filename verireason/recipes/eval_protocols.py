@@ -148,7 +148,8 @@ def s2r_attempts(run_dir: Path, samples: list[Sample], summary: dict, grader: Gr
             elif last is not None:
                 pairs.append((parse_verdict(text, "s2r_sentence"), last))
         records.append({"bench": s.bench, "problem_id": s.problem_id, "sample_index": s.sample_index,
-                        "attempts_correct": correct, "verdicts": [c for c, _ in pairs]})
+                        "attempts_correct": correct, "verdicts": [c for c, _ in pairs],
+                        "verified_correct": [t for _, t in pairs]})
         for key, table in ((s.bench, per_bench), (f"{s.bench}/{s.level}", per_level)):
             if s.level is not None or table is per_bench:
                 table[key][0].append(correct)
