@@ -48,6 +48,14 @@ def _transitions(r: dict, start: bool, end: bool) -> int:
     return sum(a == start and b == end for a, b in zip(seq, seq[1:]))
 
 
+# how many cases each metric is a share of (reported beside it: some rates rest on a handful of cases)
+CASES: dict[str, Callable[[dict], int]] = {
+    "verify_acc": lambda r: len(r["pairs"]),
+    "error_recall": lambda r: sum(not t for _, t in r["pairs"]),
+    "correct_precision": lambda r: sum(v is True for v, _ in r["pairs"]),
+    "i→c": lambda r: sum(not a for a in r["attempts"][:-1]),
+    "c→i": lambda r: sum(a for a in r["attempts"][:-1]),
+}
 METRICS: dict[str, Callable[[Sequence[dict]], float]] = {
     "pass@1": _ratio(lambda r: r["correct"], lambda r: 1),
     "attempts": _ratio(lambda r: len(r["attempts"]), lambda r: 1),
@@ -71,8 +79,9 @@ def bootstrap(rows: Sequence[dict], metric: Callable[[Sequence[dict]], float], n
     return value, draws[int(0.025 * len(draws))], draws[int(0.975 * len(draws)) - 1]
 
 
-def _fmt(v: tuple[float, float, float]) -> str:
-    return "–" if v[0] != v[0] else f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]"
+def _fmt(v: tuple[float, float, float], cases: int | None = None) -> str:
+    n = "" if cases is None else f" (n={cases})"
+    return f"–{n}" if v[0] != v[0] else f"{v[0]:.3f} [{v[1]:.3f}, {v[2]:.3f}]{n}"
 
 
 def paired_difference(a: Sequence[dict], b: Sequence[dict], n: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -100,7 +109,7 @@ def main(root: Path) -> None:
     axes[0].set_xticks(range(len(names)), [LABELS[m] for m in names])
     axes[0].set_ylabel("greedy pass@1 (held-out)")
     axes[0].set_title(f"(a) pass@1, 95% bootstrap CI over {len(next(iter(evals.values()), []))} problems")
-    keys = ["verify_acc", "error_recall", "correct_precision", "i→c", "c→i"]
+    keys = list(CASES)
     width = 0.8 / max(len(names), 1)
     for i, m in enumerate(names):
         vals = [table[m][k] for k in keys]
@@ -108,9 +117,13 @@ def main(root: Path) -> None:
         axes[1].bar(xs, [0 if v[0] != v[0] else v[0] for v in vals], width, label=LABELS[m], color=f"C{i}",
                     yerr=[[0 if v[0] != v[0] else v[0] - v[1] for v in vals],
                           [0 if v[0] != v[0] else v[2] - v[0] for v in vals]], capsize=2)
-    axes[1].set_xticks(range(len(keys)), keys)
-    axes[1].set_title("(b) Fig. 3's metrics on the same responses (missing bar: no case)")
-    axes[1].legend(fontsize=8)
+        for x, k in zip(xs, keys):
+            axes[1].text(x, 1.02, str(sum(CASES[k](r) for r in evals[m])), ha="center", fontsize=6, color=f"C{i}")
+    axes[1].set_xticks(range(len(keys)), ["verify acc.", "error recall", "correct prec.", "incorr.→corr.",
+                                          "corr.→incorr."], fontsize=8)
+    axes[1].set_ylim(0, 1.4)
+    axes[1].set_title("(b) Fig. 3's metrics, same responses (numbers: cases; no bar: none)")
+    axes[1].legend(fontsize=7, ncol=2, loc="upper left")
     for level, style in (("orl", "-"), ("prl", "--")):
         rows = _rows(root / level / "metrics.jsonl")
         train = [r for r in rows if "s2r/reward" in r]
@@ -127,7 +140,8 @@ def main(root: Path) -> None:
     fig.tight_layout()
     fig.savefig(root / "small.png", dpi=110)
     lines = ["| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
-    lines += [f"| {LABELS[m]} | " + " | ".join(_fmt(table[m][k]) for k in METRICS) + " |" for m in names]
+    lines += [f"| {LABELS[m]} | " + " | ".join(_fmt(table[m][k], sum(CASES[k](r) for r in evals[m]) if k in CASES
+                                                   else None) for k in METRICS) + " |" for m in names]
     if "bi" in evals:
         lines.append("")
         for m in ("orl", "prl"):

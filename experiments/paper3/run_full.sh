@@ -25,7 +25,7 @@ last() { ls -d "$1"/checkpoints/step_* | sort | tail -1; }
 
 for model in $MODELS; do
   case $model in
-    qwen2.5-math-7b) BI_KL=0.01; RL_KL=0.01; MAXLEN=8000 ;;
+    qwen2.5-math-*) BI_KL=0.01; RL_KL=0.01; MAXLEN=8000 ;;
     qwen2-7b-instruct) BI_KL=0.1; RL_KL=0.05; MAXLEN=6000 ;;
     *) BI_KL=0.1; RL_KL=0.05; MAXLEN=8000 ;;
   esac
