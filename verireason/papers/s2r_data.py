@@ -62,6 +62,14 @@ class Judgement:
     kept: bool
 
 
+def _unique(records: Sequence, key: Callable) -> list:
+    """The first record of each key (a file two runs appended to by mistake still counts each item once)."""
+    seen: dict = {}
+    for r in records:
+        seen.setdefault(key(r), r)
+    return list(seen.values())
+
+
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
@@ -84,7 +92,7 @@ def sample(engine: Generator, problems: Sequence[tuple[str, Problem]], prompt: P
             grades = grader.grade_many([(c.text, p.answer) for _, p, _, _, c in flat])
             log.append(graded_sample(b, p, t, k, c, g) for (b, p, t, k, c), g in zip(flat, grades))
             bar.update(len(chunk))
-    return log.read()
+    return _unique(log.read(), lambda s: (s.bench, s.problem_id, s.sample_index))
 
 
 def candidate_answers(samples: Sequence[Sample], limit: int = 5) -> list[tuple[str, bool]]:
@@ -121,7 +129,7 @@ def judge(judge_model: Judge, samples: Sequence[Sample], log: RecordLog, max_ans
                 records.append(Judgement(bench, pid, answer, truth, edited, verdict, verdict is not None and verdict == truth))
             log.append(records)
             bar.update(len(chunk))
-    return log.read()
+    return _unique(log.read(), lambda j: (j.bench, j.problem_id, j.answer))
 
 
 @dataclass(frozen=True)
