@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from verireason.advantages import rloo
+from verireason.advantages import group_advantages
 from verireason.config import PromptCfg, SamplingCfg
 from verireason.data import step_problems
 from verireason.grading import Grader
@@ -131,9 +131,7 @@ def score_actions(ids: Sequence[int], actions: list[Action], decode: Callable[[S
 def orl_advantages(rewards: Sequence[float], groups: Sequence, kl_sums: Sequence[float], kl_coef: float) -> list[float]:
     """ORL (§3.5, §3.8): the RLOO advantage of the last attempt's ±1 reward minus ``kl_coef`` × the sample's summed
     KL to the reference; a sample whose RLOO advantage is 0 gets 0 (no KL term either)."""
-    from verireason.advantages import _group_index
-
-    base = rloo(torch.tensor([max(-10.0, min(10.0, r)) for r in rewards]), _group_index(groups)).tolist()
+    base = group_advantages([max(-10.0, min(10.0, r)) for r in rewards], groups, "rloo").tolist()
     return [0.0 if b == 0 else b - kl_coef * k for b, k in zip(base, kl_sums)]
 
 
@@ -285,12 +283,13 @@ class S2RTraining:
         with timer.phase("logprobs"):
             old = self.learner.logprobs(rollouts)
             ref = self.learner.logprobs(rollouts, reference=True) if self.kl_coef else [torch.zeros_like(o) for o in old]
-        rollouts = self._with_advantages(rollouts, [s for *_, s in rows], old, ref)
+        delta = [o - r for o, r in zip(old, ref)]  # log π_old − log π_ref per token
+        rollouts = self._with_advantages(rollouts, [s for *_, s in rows], delta)
         self.on_rollouts(step, self.learner.gather(rollouts))
         with timer.phase("update"):
             update = self.learner.update(rollouts, seed=self._seed(step), old=old)
         metrics = response_metrics(self.learner.gather([s for *_, s in rows]), "s2r")
-        kl = self.learner.gather([float((o - r).sum()) for o, r in zip(old, ref)])
+        kl = self.learner.gather([float(d.sum()) for d in delta])
         metrics.update({"s2r/reward": _mean(self.learner.gather([r.reward for r in rollouts])),
                         "s2r/tokens": _mean(self.learner.gather([len(r.completion_ids) for r in rollouts])),
                         "s2r/kl": _mean(kl)})
@@ -306,9 +305,9 @@ class S2RTraining:
                        {"problem_id": p.id, "attempts": s.attempts, "verdicts": [v for v, _ in s.verdicts.values()]},
                        trained=trained, parts=parts)
 
-    def _with_advantages(self, rollouts: list[Rollout], scored: list[Scored], old, ref) -> list[Rollout]:
-        """Each rollout with its per-token advantages: one value per response (ORL) or per action (PRL)."""
-        delta = [o - r for o, r in zip(old, ref)]  # log π_old − log π_ref per token
+    def _with_advantages(self, rollouts: list[Rollout], scored: list[Scored], delta: list[torch.Tensor]) -> list[Rollout]:
+        """Each rollout with its per-token advantages: one value per response (ORL) or per action (PRL); ``delta``
+        is each response's log π_old − log π_ref per token."""
         if self.level == "orl":
             sums = [float(d[torch.tensor(r.trained)].sum()) if r.trained_tokens else 0.0 for d, r in zip(delta, rollouts)]
             adv = orl_advantages([r.reward for r in rollouts], [r.group for r in rollouts], sums, self.kl_coef)

@@ -26,7 +26,7 @@ from verireason.grading import GRADERS, Grader
 from verireason.losses import LOSS_AGG
 from verireason.metrics import summarize
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
-from verireason.plotting import plot_training
+from verireason.plotting import TRAINING_PANELS, plot_training
 from verireason.prompts import VERDICT_PARSERS, chat_text, solve_messages
 from verireason.records import Problem, graded_sample
 from verireason.papers.self_verify import SCHEDULES, Objectives, Schedule, no_log
@@ -92,6 +92,23 @@ def restore(learner: Learner, log: RunLog, checkpoint: Path | None, run_dir: Pat
     return state["step"], state
 
 
+def train(cfg, learner: Learner, log: RunLog, run_dir: Path, start: int, step_fn, eval_fn, *, evaluates: bool,
+          state_fn, title: str, panels=TRAINING_PANELS,
+          postfix: tuple[str, ...] = ("generate/reward", "verify/accuracy")) -> None:
+    """``rl_loop`` with a training config's cadences (``cfg.trainer``: steps, checkpoints, evaluation when
+    ``evaluates``) and progress setting, redrawing ``training.png`` (``title``, ``panels``) at every checkpoint on
+    the main process. Shared by every RL recipe."""
+    main = learner.accelerator.is_main_process
+
+    def draw() -> None:
+        if main:
+            plot_training(read_metrics(log.metrics_path), run_dir / "training.png", title, panels)
+
+    rl_loop(step_fn, learner=learner, run_log=log, start_step=start, max_steps=cfg.trainer.max_steps,
+            save_every=cfg.trainer.save_every, eval_every=cfg.trainer.eval_every if evaluates else 0,
+            eval_fn=eval_fn, state_fn=state_fn, run_dir=run_dir, on_save=draw, progress=cfg.progress, postfix=postfix)
+
+
 def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
     """Train into ``run_dir``; returns the last checkpoint."""
     check(cfg, command)
@@ -118,17 +135,10 @@ def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
         pass_rate_scale=cfg.reward.verify_pass_rate_scale,
         on_rollouts=log.rollouts if cfg.trainer.log_rollouts else no_log)
 
-    def draw() -> None:
-        if main:
-            plot_training(read_metrics(log.metrics_path), run_dir / "training.png",
-                          f"{command} {cfg.schedule.name}: {cfg.model.name}")
-
     try:
-        rl_loop(lambda step, timer: schedule.step(objectives, step, timer),
-                learner=learner, run_log=log, start_step=start, max_steps=cfg.trainer.max_steps,
-                save_every=cfg.trainer.save_every, eval_every=cfg.trainer.eval_every if held_out else 0,
-                eval_fn=lambda step: evaluate(learner, held_out, cfg, grader, run_dir, step, main),
-                state_fn=schedule.state, run_dir=run_dir, on_save=draw, progress=cfg.progress)
+        train(cfg, learner, log, run_dir, start, lambda step, timer: schedule.step(objectives, step, timer),
+              lambda step: evaluate(learner, held_out, cfg, grader, run_dir, step, main), evaluates=bool(held_out),
+              state_fn=schedule.state, title=f"{command} {cfg.schedule.name}: {cfg.model.name}")
     finally:
         grader.close()
     if main:

@@ -28,11 +28,10 @@ from verireason.models import resolve_model_path
 from verireason.papers import s2r_data
 from verireason.papers.s2r import PrefixBaseline
 from verireason.papers.s2r_rl import LEVELS, S2RTraining
-from verireason.plotting import plot_training
-from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore
+from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, train
 from verireason.records import Problem, Sample
-from verireason.tracking import RecordLog, RunLog, read_metrics
-from verireason.trainer import build_accelerator, rl_loop
+from verireason.tracking import RecordLog, RunLog
+from verireason.trainer import build_accelerator
 
 STAGES = ("data", "bi", *LEVELS)
 PANELS = (
@@ -174,17 +173,11 @@ def reinforce(cfg: S2RCfg, run_dir: Path) -> Path:
         on_rollouts=log.rollouts if cfg.trainer.log_rollouts else lambda step, rollouts: None)
     training.load_state(state)
 
-    def draw() -> None:
-        if main:
-            plot_training(read_metrics(log.metrics_path), run_dir / "training.png",
-                          f"s2r --stage {cfg.stage}: {cfg.model.name}", PANELS)
-
     try:
-        rl_loop(training.step, learner=learner, run_log=log, start_step=start, max_steps=cfg.trainer.max_steps,
-                save_every=cfg.trainer.save_every, eval_every=cfg.trainer.eval_every if held_out else 0,
-                eval_fn=lambda step: training.held_out(held_out, cfg.eval_sampling, cfg.seed + 15_485_863),
-                state_fn=training.state, run_dir=run_dir, on_save=draw, progress=cfg.progress,
-                postfix=("s2r/reward", "s2r/accuracy", "s2r/attempts"))
+        train(cfg, learner, log, run_dir, start, training.step,
+              lambda step: training.held_out(held_out, cfg.eval_sampling, cfg.seed + 15_485_863),
+              evaluates=bool(held_out), state_fn=training.state, title=f"s2r --stage {cfg.stage}: {cfg.model.name}",
+              panels=PANELS, postfix=("s2r/reward", "s2r/accuracy", "s2r/attempts"))
     finally:
         grader.close()
     return latest_checkpoint(run_dir)

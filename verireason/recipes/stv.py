@@ -33,11 +33,10 @@ from verireason.papers.stv import (
     sample_pool,
     with_verdict_stops,
 )
-from verireason.plotting import plot_training
 from verireason.records import Judged, Problem, Sample
-from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, training_dtype
-from verireason.tracking import RecordLog, RunLog, read_metrics
-from verireason.trainer import Distill, Learner, build_accelerator, rl_loop
+from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, train, training_dtype
+from verireason.tracking import RecordLog, RunLog
+from verireason.trainer import Distill, Learner, build_accelerator
 
 PANELS = (
     ("verifier (training candidates)", ("stv/verify_balanced_accuracy", "stv/tpr", "stv/tnr", "stv/accept_rate",
@@ -130,18 +129,12 @@ def run(cfg: STVCfg, run_dir: Path) -> Path:
         on_rollouts=log.rollouts if cfg.trainer.log_rollouts else lambda step, rollouts: None)
     eval_sampling = with_verdict_stops(cfg.eval_sampling, cfg.prompt, cfg.stop_at_verdict)
 
-    def draw() -> None:
-        if main:
-            plot_training(read_metrics(log.metrics_path), run_dir / "training.png",
-                          f"stv --method {cfg.method}: {cfg.model.name}", PANELS)
-
     try:
         heldout = held_out(cfg, learner, grader, run_dir, held_problems, main) if cfg.trainer.eval_every else []
-        rl_loop(training.step, learner=learner, run_log=log, start_step=start, max_steps=cfg.trainer.max_steps,
-                save_every=cfg.trainer.save_every, eval_every=cfg.trainer.eval_every if heldout else 0,
-                eval_fn=lambda step: training.held_out(heldout, eval_sampling, cfg.seed + 15_485_867),
-                state_fn=dict, run_dir=run_dir, on_save=draw, progress=cfg.progress,
-                postfix=("stv/verify_balanced_accuracy", "stv/reward", "update/jsd"))
+        train(cfg, learner, log, run_dir, start, training.step,
+              lambda step: training.held_out(heldout, eval_sampling, cfg.seed + 15_485_867), evaluates=bool(heldout),
+              state_fn=dict, title=f"stv --method {cfg.method}: {cfg.model.name}", panels=PANELS,
+              postfix=("stv/verify_balanced_accuracy", "stv/reward", "update/jsd"))
     finally:
         grader.close()
     if main:

@@ -32,10 +32,9 @@ from verireason.papers.stv import (
     run_file,
     vr_evaluation,
 )
-from verireason.plotting import plot_training
-from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, training_dtype
-from verireason.tracking import RunLog, read_metrics
-from verireason.trainer import build_accelerator, rl_loop
+from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, train, training_dtype
+from verireason.tracking import RunLog
+from verireason.trainer import build_accelerator
 
 PANELS = (
     ("reward", ("vil/reward",)),
@@ -99,16 +98,9 @@ def run(cfg: ViLCfg, run_dir: Path) -> Path:
                              cfg.verify.rounds, cfg.verify.chains, grader, cfg.seed + 15_485_863,
                              cfg.verify.stop_at_verdict)
 
-    def draw() -> None:
-        if main:
-            plot_training(read_metrics(log.metrics_path), run_dir / "training.png",
-                          f"vil ({cfg.vil.mode}): {cfg.model.name}", PANELS)
-
     try:
-        rl_loop(loop.step, learner=learner, run_log=log, start_step=start, max_steps=cfg.trainer.max_steps,
-                save_every=cfg.trainer.save_every, eval_every=cfg.trainer.eval_every if held_problems else 0,
-                eval_fn=evaluate, state_fn=dict, run_dir=run_dir, on_save=draw, progress=cfg.progress,
-                postfix=("vil/reward", "vil/final_pass@1"))
+        train(cfg, learner, log, run_dir, start, loop.step, evaluate, evaluates=bool(held_problems), state_fn=dict,
+              title=f"vil ({cfg.vil.mode}): {cfg.model.name}", panels=PANELS, postfix=("vil/reward", "vil/final_pass@1"))
     finally:
         grader.close()
     if main:
