@@ -50,12 +50,12 @@ def test_completion_cut_at_eos_and_stop_strings(hf):
     eos = tok.eos_token_id
     ids = tok("abc DONE xyz", add_special_tokens=False)["input_ids"]
     plain = SamplingCfg()
-    assert hf._completion(ids + [eos, 0, 0], 50, plain).finish_reason == "stop"
-    assert hf._completion(ids + [eos, 0, 0], 50, plain).tokens == len(ids) + 1
-    assert hf._completion(ids, len(ids), plain).finish_reason == "length"
-    cut = hf._completion(ids, len(ids), SamplingCfg(stop=["DONE"]))
+    assert hf._completion(ids + [eos, 0, 0], None, 50, plain).finish_reason == "stop"
+    assert hf._completion(ids + [eos, 0, 0], None, 50, plain).tokens == len(ids) + 1
+    assert hf._completion(ids, None, len(ids), plain).finish_reason == "length"
+    cut = hf._completion(ids, None, len(ids), SamplingCfg(stop=["DONE"]))
     assert (cut.text, cut.finish_reason) == ("abc ", "stop")
-    kept = hf._completion(ids, len(ids), SamplingCfg(stop_after=["DONE"]))
+    kept = hf._completion(ids, None, len(ids), SamplingCfg(stop_after=["DONE"]))
     assert (kept.text, kept.finish_reason) == ("abc DONE", "stop")
 
 

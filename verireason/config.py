@@ -138,12 +138,17 @@ class PromptCfg:
 
 @dataclass
 class EngineCfg:
-    name: str = "auto"  # auto (vllm if importable, else hf) | hf | vllm
+    # auto: vllm if importable, else hf (in training: vllm only where a GPU is present too) | hf | vllm
+    name: str = "auto"
     batch_size: int = bounded(64, AT_LEAST_1)  # hf: sequences per generate call
     device: str = "auto"  # hf: auto | cpu | cuda
     gpu_memory_utilization: float = bounded(0.85, PROBABILITY)  # vllm
-    tensor_parallel_size: int = bounded(1, AT_LEAST_1)  # vllm
+    tensor_parallel_size: int = bounded(1, AT_LEAST_1)  # vllm (eval; the training engine holds a whole model)
     enable_prefix_caching: bool = True  # vllm
+    # vllm in training (colocate.ColocatedVLLM): the GPU share the engine takes beside the trainer; sleep mode
+    # while the trainer updates (1: weights to CPU and KV cache freed; 0: stay resident; CUDA only)
+    train_gpu_memory_utilization: float = bounded(0.3, PROBABILITY)
+    sleep_level: int = bounded(1, Range(0, 1))
 
 
 @dataclass
@@ -221,6 +226,10 @@ class AlgoCfg:
     kl_coef: float = bounded(0.0, NON_NEGATIVE)
     epochs: int = bounded(1, AT_LEAST_1)  # passes over each step's rollouts
     mini_batches: int = bounded(1, AT_LEAST_1)  # optimizer steps per pass (paper 1: 128 prompts / mini-batch 32 = 4)
+    # truncated importance sampling: weight each token by min(π_train / π_sample, cap) (verl/TRL use 2); null: off
+    tis_cap: Optional[float] = bounded(None, Range(1))
+    # |log π_train − log π_sample| past which a token counts in update/logprob_diff_frac (nats)
+    logprob_diff_threshold: float = bounded(0.1, POSITIVE)
 
 
 @dataclass

@@ -68,8 +68,42 @@ def _finished_counter(end_ids: list[int], batch: int, device, report: Callable[[
     return FinishedCounter()
 
 
+def _logprob_recorder():
+    """A transformers logits processor that changes nothing and records, for every generated position, the
+    log-probability of the token that was chosen under the raw distribution (before temperature and top-p, which
+    transformers applies after user processors): at each call it reads the token picked from the previous call's
+    scores, so it holds one [rows, vocab] log-softmax at a time."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class Recorder(LogitsProcessor):
+        def __init__(self):
+            self.last: torch.Tensor | None = None  # [rows, V] log-softmax of the latest scores
+            self.steps: list[torch.Tensor] = []  # [rows] per generated position
+
+        def __call__(self, input_ids, scores):
+            self._take(input_ids[:, -1])
+            self.last = torch.log_softmax(scores.float(), dim=-1)
+            return scores
+
+        def _take(self, chosen) -> None:
+            if self.last is not None:
+                self.steps.append(self.last.gather(-1, chosen.unsqueeze(-1)).squeeze(-1))
+
+        def finish(self, generated) -> torch.Tensor:
+            """[rows, L] log-probs of ``generated`` [rows, L] (L generated positions)."""
+            self._take(generated[:, -1])
+            self.last = None
+            return torch.stack(self.steps, dim=1)[:, : generated.shape[1]]
+
+    return Recorder()
+
+
 class HFGenerator:
-    """Batched sampling with transformers ``generate``."""
+    """Batched sampling with transformers ``generate``. ``record_logprobs``: also return each sampled token's
+    log-probability (``Completion.logprobs``), as training's rollout engine does."""
+
+    record_logprobs = False
 
     def __init__(self, path: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 64,
                  max_context: int = 4096):
@@ -81,10 +115,12 @@ class HFGenerator:
         self._bind(load_causal_lm(path, dtype, device), load_tokenizer(path), device, batch_size, max_context)
 
     @classmethod
-    def from_model(cls, model, tokenizer, *, batch_size: int = 64, max_context: int = 4096) -> "HFGenerator":
+    def from_model(cls, model, tokenizer, *, batch_size: int = 64, max_context: int = 4096,
+                   record_logprobs: bool = False) -> "HFGenerator":
         """An engine over a model already in memory: RL rollouts sample from the live policy (no weight copy)."""
         engine = cls.__new__(cls)
         engine._bind(model, tokenizer, str(next(model.parameters()).device), batch_size, max_context)
+        engine.record_logprobs = record_logprobs
         return engine
 
     def _bind(self, model, tokenizer, device: str, batch_size: int, max_context: int) -> None:
@@ -116,7 +152,7 @@ class HFGenerator:
 
     def _generate_batch(self, ids: list[list[int]], sampling: SamplingCfg, n: int, seed: int) -> list[list[Completion]]:
         import torch
-        from transformers import StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteriaList
 
         width = max(len(x) for x in ids)
         max_new = min(sampling.max_tokens, self.max_context - width)
@@ -130,50 +166,63 @@ class HFGenerator:
         stops = [*sampling.stop, *sampling.stop_after]
         counter = None if self.progress is None else _finished_counter(
             sorted(self.eos_ids | {pad}), len(ids) * n, self.device, self.progress)
+        recorder = _logprob_recorder() if self.record_logprobs else None
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new, num_return_sequences=n,
                 pad_token_id=pad, eos_token_id=sorted(self.eos_ids), repetition_penalty=1.0,
                 stop_strings=stops or None, tokenizer=self.tokenizer if stops else None,
                 stopping_criteria=StoppingCriteriaList([counter]) if counter is not None else None,
+                logits_processor=LogitsProcessorList([recorder]) if recorder is not None else None,
                 **(sample_kwargs if sampling.temperature > 0 else {"do_sample": False}),
             )  # [B * n, T + L]
         if counter is not None:
             counter.finish()
-        rows = [self._completion(row, max_new, sampling) for row in out[:, width:].tolist()]
+        generated = out[:, width:]
+        logps = recorder.finish(generated).tolist() if recorder is not None else [None] * len(generated)
+        rows = [self._completion(row, lp, max_new, sampling) for row, lp in zip(generated.tolist(), logps)]
         return [rows[i * n : (i + 1) * n] for i in range(len(ids))]
 
-    def _completion(self, row: list[int], max_new: int, sampling: SamplingCfg) -> Completion:
+    def _completion(self, row: list[int], logprobs: list[float] | None, max_new: int,
+                    sampling: SamplingCfg) -> Completion:
         """Cut one generated row at EOS (or padding after a stop string) and classify how it ended."""
         end = next((i for i, t in enumerate(row) if t in self.eos_ids or t == self.tokenizer.pad_token_id), None)
         tokens = len(row) if end is None else min(end + 1, len(row))
         text = self.tokenizer.decode(row[: end if end is not None else len(row)], skip_special_tokens=True)
         ids = tuple(row[:tokens])
+        lp = tuple(logprobs[:tokens]) if logprobs is not None else None
         cut = cut_at_stop(text, list(sampling.stop), list(sampling.stop_after))
         if cut is not None:
-            return Completion(cut, tokens, "stop", ids)
+            return Completion(cut, tokens, "stop", ids, lp)
         finish = "length" if end is None and len(row) >= max_new else "stop"
-        return Completion(text, tokens, finish, ids)
+        return Completion(text, tokens, finish, ids, lp)
 
 
 class VLLMGenerator:
-    """vLLM offline inference (``pip install -e '.[vllm]'``)."""
+    """vLLM offline inference (``pip install -e '.[vllm]'``). ``record_logprobs``: also return each sampled token's
+    log-probability under the raw distribution (vLLM's ``raw_logprobs``, the one the trainer computes).
+    ``llm_kwargs`` go to ``vllm.LLM`` as they are (the colocated training engine adds its own)."""
 
     def __init__(self, path: str, *, dtype: str = "auto", max_context: int = 4096, seed: int = 0,
                  gpu_memory_utilization: float = 0.85, tensor_parallel_size: int = 1,
-                 enable_prefix_caching: bool = True):
+                 enable_prefix_caching: bool = True, record_logprobs: bool = False, **llm_kwargs):
         from vllm import LLM
+        from vllm.platforms import current_platform
 
         from verireason.models import not_available
 
         try:
             self.llm = LLM(model=path, dtype=dtype, max_model_len=max_context, seed=seed,
                            gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                           enable_prefix_caching=enable_prefix_caching, generation_config="vllm")
+                           enable_prefix_caching=enable_prefix_caching, generation_config="vllm", **llm_kwargs)
         except OSError as exc:
             raise not_available(path, exc) from None
         self.tokenizer = self.llm.get_tokenizer()
         self.progress = None
+        self.record_logprobs = record_logprobs
+        # Per-request seeds break vLLM's CPU build ("CPU Generator does not use offset"): there randomness comes
+        # from the engine's seed alone; elsewhere each prompt gets ``seed + its index``.
+        self.per_request_seeds = not current_platform.is_cpu()
 
     def prompts_per_call(self, sampling: SamplingCfg) -> int:
         return 1024  # vLLM schedules continuously: large calls keep the GPU full; results are written per call
@@ -181,14 +230,16 @@ class VLLMGenerator:
     def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int) -> list[list[Completion]]:
         from vllm import SamplingParams
 
-        # Randomness comes from the engine's seed (LLM(seed=...)): per-request seeds break vLLM's CPU build
-        # ("CPU Generator does not use offset"), so ``seed`` is not passed per call.
         # stop_after strings are kept in the text: vLLM keeps every stop string then, so plain ones are cut after.
-        params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=-1,
-                                max_tokens=sampling.max_tokens, stop=[*sampling.stop, *sampling.stop_after] or None,
-                                include_stop_str_in_output=bool(sampling.stop_after))
+        def params(request_seed: int | None):
+            return SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p, top_k=-1,
+                                  max_tokens=sampling.max_tokens, stop=[*sampling.stop, *sampling.stop_after] or None,
+                                  include_stop_str_in_output=bool(sampling.stop_after), seed=request_seed,
+                                  logprobs=0 if self.record_logprobs else None)
+
+        per_prompt = [params(seed + i) for i in range(len(prompts))] if self.per_request_seeds else params(None)
         requests = [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
-        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        outputs = self.llm.generate(requests, per_prompt, use_tqdm=False)
         completions = [[self._completion(o, sampling) for o in out.outputs] for out in outputs]
         if self.progress is not None:
             self.progress(sum(len(cs) for cs in completions))
@@ -200,7 +251,11 @@ class VLLMGenerator:
         if sampling.stop_after:
             text = cut_at_stop(text, list(sampling.stop), list(sampling.stop_after)) or text
         finish = "length" if output.finish_reason == "length" else "stop"
-        return Completion(text, len(output.token_ids), finish, tuple(output.token_ids))
+        ids = tuple(output.token_ids)
+        logprobs = None
+        if output.logprobs is not None:  # one {token id: Logprob} per position, the sampled token among them
+            logprobs = tuple(float(pos[t].logprob) for pos, t in zip(output.logprobs, ids))
+        return Completion(text, len(ids), finish, ids, logprobs)
 
 
 ENGINES = ("auto", "hf", "vllm")
@@ -215,6 +270,17 @@ def pick_engine(name: str) -> str:
     if name == "vllm" and importlib.util.find_spec("vllm") is None:
         raise UserError("engine=vllm needs vLLM: pip install -e '.[vllm]' (or use engine=hf)")
     return name
+
+
+def pick_training_engine(name: str) -> str:
+    """Training's rollout engine: ``auto`` is vllm where vLLM is importable and a GPU is present (on CPU, vLLM's
+    1-2 minute start and per-step weight pushes buy little over ``generate`` on the live policy), else hf;
+    ``vllm`` asks for it anywhere (its CPU build included)."""
+    if name == "auto":
+        import torch
+
+        return "vllm" if pick_engine("auto") == "vllm" and torch.cuda.is_available() else "hf"
+    return pick_engine(name)
 
 
 def build_generator(engine: EngineCfg, model: ModelCfg, path: str, seed: int) -> Generator:

@@ -60,9 +60,11 @@ def aggregate(values: torch.Tensor, mask: torch.Tensor, agg: str, denom: float |
 def pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
             clip_low: float = 0.2, clip_high: float = 0.28, dual_clip: float | None = None,
             agg: str = "token_mean", denom: float | None = None, ref_logp: torch.Tensor | None = None,
-            kl_coef: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+            kl_coef: float = 0.0, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped policy-gradient loss. logp, old_logp, mask, ref_logp: [B, C]; advantages: [B] (one per sequence)
-    or [B, C] (per token)."""
+    or [B, C] (per token). ``weights`` [B, C] (no gradient) multiply each token's clipped term before the KL is
+    added: truncated importance weights for a rollout engine that samples from slightly different probabilities
+    than the trainer computes (``tis_weights``)."""
     adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages  # [B, 1] or [B, C]
     ratio = torch.exp(logp - old_logp)  # [B, C]
     unclipped = -adv * ratio
@@ -70,6 +72,8 @@ def pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor
     loss = torch.maximum(unclipped, clipped)  # the pessimistic bound
     if dual_clip is not None:  # for A < 0 the ratio can grow without bound: cap the loss at -A * c
         loss = torch.where(adv < 0, torch.minimum(loss, -adv * dual_clip), loss)
+    if weights is not None:
+        loss = loss * weights
     kl = torch.zeros_like(logp)
     if ref_logp is not None and kl_coef:
         delta = ref_logp - logp
@@ -83,6 +87,21 @@ def pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor
         "kl": float((kl.detach() * mask).sum() / n),
     }
     return total, stats
+
+
+def tis_weights(old_logp: torch.Tensor, sample_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance weights min(π_train(y) / π_sample(y), cap) per token [B, C], no gradient: the
+    correction verl and TRL apply when the rollout engine (vLLM) and the trainer disagree on the sampled tokens'
+    probabilities (Yao et al., "Your efficient RL framework secretly brings you off-policy RL training", 2025)."""
+    return torch.exp(old_logp.detach() - sample_logp).clamp(max=cap)
+
+
+def logprob_mismatch(old_logp: torch.Tensor, sample_logp: torch.Tensor, mask: torch.Tensor,
+                     threshold: float) -> tuple[float, float]:
+    """Summed |log π_train − log π_sample| over the masked tokens, and how many of them differ by more than
+    ``threshold`` nats (the caller divides both by its token count)."""
+    diff = (old_logp.detach() - sample_logp).abs() * mask
+    return float(diff.sum()), float(((diff > threshold).float() * mask).sum())
 
 
 def part_pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,

@@ -40,12 +40,15 @@ class Completion:
         tokens: number of generated tokens (the end-of-sequence token included when one was produced).
         finish_reason: ``"stop"`` (EOS or a stop string) or ``"length"`` (hit ``max_tokens``).
         token_ids: the generated token ids (EOS included when produced): what RL trains on, never re-tokenized.
+        logprobs: the sampling engine's log-probability of each of ``token_ids`` under the model's raw
+            distribution (before temperature and top-p), when the engine was asked to record them (training).
     """
 
     text: str
     tokens: int
     finish_reason: str
     token_ids: tuple[int, ...] = ()
+    logprobs: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,9 @@ class Rollout:
         parts: per-completion-token action index (0, 1, …; -1 outside every action) for losses whose PPO ratio is
             taken per action from its mean log-ratio (S²R, papers.md §3.5: one part per response for ORL, one per
             solve / verify / delimiter action for PRL); None: a ratio per token.
+        sample_logprobs: the rollout engine's log-probs of ``completion_ids`` (``Completion.logprobs``), compared
+            with the trainer's own to measure sampling/training mismatch and, optionally, to correct for it with
+            truncated importance weights; None where the engine did not record them.
     """
 
     objective: str
@@ -194,9 +200,10 @@ class Rollout:
     token_advantages: tuple[float, ...] | None = None
     teacher_prompt_ids: tuple[int, ...] | None = None
     parts: tuple[int, ...] | None = None
+    sample_logprobs: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("trained", "token_advantages", "parts"):
+        for name in ("trained", "token_advantages", "parts", "sample_logprobs"):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.completion_ids):
                 raise ValueError(f"Rollout.{name} has {len(value)} entries for {len(self.completion_ids)} tokens")

@@ -11,8 +11,11 @@
 Distribution goes through ``accelerate``: the same code runs on one CPU, one GPU, or many GPUs/nodes under
 ``accelerate launch`` (DDP, FSDP, DeepSpeed ZeRO-3; configs in ``conf/accelerate/``). Each process samples and
 trains on its share of the prompts; graded results are gathered so every process builds the same verification
-set. Rollouts come from the live policy through ``HFGenerator.from_model``; a vLLM engine with weight pushes
-would replace ``Learner.generate`` only.
+set. Rollouts come from the live policy through ``HFGenerator.from_model``, or from a colocated vLLM engine
+(``colocate.ColocatedVLLM``) into which the trainer pushes its weights after every optimizer step, before the next
+rollout. Either engine records each sampled token's log-prob; the update logs how far the trainer's own log-probs
+of the same tokens are from them (``logprob_diff``) and can weight each token by the truncated importance ratio
+(``tis_cap``).
 """
 
 from __future__ import annotations
@@ -37,10 +40,12 @@ from verireason.losses import (
     aggregate,
     forward_logits,
     generalized_jsd,
+    logprob_mismatch,
     part_pg_loss,
     pg_loss,
     sampled_reverse_kl,
     sft_loss,
+    tis_weights,
     token_entropy,
     token_logprobs,
 )
@@ -124,13 +129,20 @@ class Distill:
 
 
 class Learner:
-    """The policy being trained, its optimizer and LR schedule, and its rollout engine."""
+    """The policy being trained, its optimizer and LR schedule, and its rollout engine: ``HFGenerator`` over the
+    live policy (``rollout_engine=None``) or a ``ColocatedVLLM`` kept in step by weight pushes.
+
+    ``tis_cap``: weight each token's policy-gradient term by min(π_train / π_sample, tis_cap) (truncated
+    importance sampling; None: off). ``logprob_diff_threshold``: the nats past which a token counts in
+    ``logprob_diff_frac``."""
 
     def __init__(self, accelerator, model, tokenizer, *, ref_model=None, lr: float, weight_decay: float,
                  warmup_steps: int, grad_clip: float, micro_batch_size: int, advantage: str = "grpo",
                  clip_low: float = 0.2, clip_high: float = 0.28, dual_clip: float | None = None,
                  loss_agg: str = "token_mean", kl_coef: float = 0.0, epochs: int = 1, mini_batches: int = 1,
-                 gen_batch_size: int = 64, max_context: int = 4096, distill: Distill | None = None):
+                 tis_cap: float | None = None, logprob_diff_threshold: float = 0.1,
+                 gen_batch_size: int = 64, max_context: int = 4096, distill: Distill | None = None,
+                 rollout_engine=None):
         self.accelerator = accelerator
         self.tokenizer = tokenizer
         self.ref_model = ref_model.to(accelerator.device).train(False) if ref_model is not None else None
@@ -148,6 +160,9 @@ class Learner:
         self.gen_batch_size, self.max_context = gen_batch_size, max_context
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.skip_zero_advantage = accelerator.num_processes == 1  # see _optimizer_step
+        self.tis_cap, self.diff_threshold = tis_cap, logprob_diff_threshold
+        self.rollout_engine = rollout_engine
+        self.engine_stale = True  # the engine's weights differ from the policy's (pushed before the next rollout)
 
     def _new_scheduler(self):
         warmup = self.warmup_steps
@@ -186,10 +201,26 @@ class Learner:
 
     @contextmanager
     def engine(self, model=None) -> Iterator[HFGenerator]:
-        """A rollout engine over the current policy (or over ``model``, a frozen one), valid inside the block."""
+        """A rollout engine over the current policy (or over ``model``, a frozen one), valid inside the block:
+        the colocated vLLM engine, awake and holding the current weights, when there is one."""
+        if model is None and self.rollout_engine is not None:
+            with self.rollout_engine.awake() as engine:
+                self.sync_engine()
+                yield engine
+            return
         with nullcontext(model) if model is not None else self._generation_model() as chosen:
             yield HFGenerator.from_model(chosen, self.tokenizer, batch_size=self.gen_batch_size,
-                                         max_context=self.max_context)
+                                         max_context=self.max_context, record_logprobs=model is None)
+
+    def sync_engine(self) -> None:
+        """Push the policy's weights into the colocated engine if an optimizer step ran since the last push (the
+        engine must be awake). Pushing once before the next rollout, not after each of PPO's mini-batch steps,
+        samples exactly the same: the engine is not read in between."""
+        if self.rollout_engine is None or not self.engine_stale:
+            return
+        with self._generation_model() as policy:  # gathered under FSDP / ZeRO-3
+            self.rollout_engine.push(policy.named_parameters())
+        self.engine_stale = False
 
     def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int, model=None) -> list[list[Completion]]:
         """``sampling.n`` completions per prompt from the current policy, or from ``model`` (a frozen teacher or
@@ -281,6 +312,14 @@ class Learner:
             width = logp.shape[1]
             old_logp = _pad_left([old[i] for i in chunk], width).to(logp) if old else logp.detach()
             ref_logp = _pad_left([ref[i] for i in chunk], width).to(logp) if ref else None
+            weights = None
+            if batch.sample_logp is not None:  # the engine's probabilities vs the trainer's (sampling weights)
+                diff, over = logprob_mismatch(old_logp, batch.sample_logp, batch.loss_mask, self.diff_threshold)
+                totals["logprob_diff"] += diff / ran
+                totals["logprob_diff_frac"] += over / ran
+                if self.tis_cap is not None:
+                    weights = tis_weights(old_logp, batch.sample_logp, self.tis_cap)
+                    totals["tis_weight"] += float((weights * batch.loss_mask).sum()) / ran
             if agg == "part_mean":
                 if batch.parts is None:
                     raise ValueError("loss_agg=part_mean needs rollouts with parts (S²R's actions)")
@@ -289,7 +328,7 @@ class Learner:
                                        denom=max(denom, 1))
             else:
                 loss, s = pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, denom=denom, ref_logp=ref_logp,
-                                  **self.hyper)
+                                  weights=weights, **self.hyper)
             if self.distill is not None:
                 d = self.distill
                 term = self._divergence(logits, logp, batch, [rollouts[i] for i in chunk])  # [B, C]
@@ -336,6 +375,7 @@ class Learner:
     def _apply(self) -> dict[str, float]:
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.optimizer.step()
+        self.engine_stale = True
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return {"grad_norm": float(norm)}

@@ -303,7 +303,7 @@ class S2RTraining:
             parts = tuple(0 if f else -1 for f in trained)
         return Rollout("s2r", group, text, c.text, ids, c.token_ids, 1.0 if s.last_correct else -1.0, c.finish_reason,
                        {"problem_id": p.id, "attempts": s.attempts, "verdicts": [v for v, _ in s.verdicts.values()]},
-                       trained=trained, parts=parts)
+                       trained=trained, parts=parts, sample_logprobs=c.logprobs)
 
     def _with_advantages(self, rollouts: list[Rollout], scored: list[Scored], delta: list[torch.Tensor]) -> list[Rollout]:
         """Each rollout with its per-token advantages: one value per response (ORL) or per action (PRL); ``delta``

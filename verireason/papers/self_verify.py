@@ -104,7 +104,8 @@ class Objectives:
             reward = solve_reward(g.correct, c.tokens, self.sampling.max_tokens, **(self.reward or {}))
             rollouts.append(Rollout("generate", group, text, c.text, prompt_ids[text],
                                     c.token_ids, reward, c.finish_reason,
-                                    {"problem_id": p.id, "correct": g.correct, "extracted": g.extracted}))
+                                    {"problem_id": p.id, "correct": g.correct, "extracted": g.extracted},
+                                    sample_logprobs=c.logprobs))
         everything = self.learner.gather(samples)
         rewards = self.learner.gather([r.reward for r in rollouts])
         metrics = {"generate/reward": _mean(rewards), "generate/accuracy": _mean([s.correct for s in everything]),
@@ -136,7 +137,8 @@ class Objectives:
                 claimed = parse_verdict(c.text, self.prompt.verdict)
                 rollouts.append(Rollout("verify", f"verify-{step}-{i}", text, c.text, ids, c.token_ids,
                                         verify_reward(claimed, label, rate), c.finish_reason,
-                                        {"problem_id": s.problem_id, "label": label, "claimed": claimed}))
+                                        {"problem_id": s.problem_id, "label": label, "claimed": claimed},
+                                        sample_logprobs=c.logprobs))
                 outcomes.append((claimed, label, c.tokens, rollouts[-1].reward))
         outcomes = self.learner.gather(outcomes)
         confusion = verification_metrics([(claimed, label) for claimed, label, _, _ in outcomes])

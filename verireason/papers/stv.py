@@ -166,7 +166,8 @@ def verification_rollouts(learner, judged: Sequence[Judged], prompt: PromptCfg, 
             reward = verdict_rl_reward(claimed, j.correct, c.text, min_words)
             rollouts.append(Rollout("stv", f"{group_prefix}-{i}", s_text, c.text, s_ids, c.token_ids, reward,
                                     c.finish_reason, {"problem_id": j.problem.id, "truth": j.correct,
-                                                      "claimed": claimed}, teacher_prompt_ids=t_ids))
+                                                      "claimed": claimed}, teacher_prompt_ids=t_ids,
+                                    sample_logprobs=c.logprobs))
             outcomes.append(_outcome(tok, claimed, j.correct, c, reward, min_words))
     return rollouts, verifier_metrics(learner.gather(outcomes), "stv")
 
@@ -378,7 +379,7 @@ class VerifierInTheLoop:
                 reward, credit = float(correct), None
             rollouts.append(Rollout("vil", groups[i], text, c.text, ids[text], c.token_ids, reward, c.finish_reason,
                                     {"problem_id": chains[i].problem_id, "round": r, "correct": correct},
-                                    token_advantages=credit))
+                                    token_advantages=credit, sample_logprobs=c.logprobs))
         everything = self.learner.gather(chains)
         metrics = {f"vil/{k}": v for k, v in vr_metrics(everything, self.rounds).items()
                    if k in ("round0_pass@1", "final_pass@1", "tokens_per_chain") or k.endswith(("/accept", "/inflation"))}
@@ -398,7 +399,7 @@ class VerifierInTheLoop:
         flat = [(slot, rp, t, i, c) for (slot, (_, rp)), t, i, cs in zip(mine, texts, ids, outputs) for c in cs]
         grades = self.grader.grade_many([(c.text, rp.problem.answer) for _, rp, _, _, c in flat])
         rollouts = [Rollout("vil", f"{step}:{slot}", t, c.text, i, c.token_ids, float(g.correct), c.finish_reason,
-                            {"problem_id": rp.problem.id, "correct": g.correct})
+                            {"problem_id": rp.problem.id, "correct": g.correct}, sample_logprobs=c.logprobs)
                     for (slot, rp, t, i, c), g in zip(flat, grades)]
         rewards = self.learner.gather([r.reward for r in rollouts])
         return rollouts, {"vil/reward": _mean(rewards), "vil/refine_accuracy": _mean(rewards),

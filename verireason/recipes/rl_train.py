@@ -22,6 +22,7 @@ from verireason.checkpoint import latest_checkpoint
 from verireason.config import RLCfg
 from verireason.data import load_problems
 from verireason.errors import UserError
+from verireason.generation import pick_training_engine
 from verireason.grading import GRADERS, Grader
 from verireason.losses import LOSS_AGG
 from verireason.metrics import summarize
@@ -64,7 +65,21 @@ def build_learner(cfg, path: str, accelerator, distill: Distill | None = None, r
     ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if wanted else None
     return Learner(accelerator, policy, load_tokenizer(path), ref_model=ref, **asdict(cfg.optim),
                    **asdict(cfg.algo), gen_batch_size=cfg.engine.batch_size, max_context=cfg.model.max_context,
-                   distill=distill)
+                   distill=distill, rollout_engine=build_rollout_engine(cfg, path, accelerator))
+
+
+def build_rollout_engine(cfg, path: str, accelerator):
+    """The colocated vLLM engine for ``engine.name`` = vllm (or auto with vLLM and a GPU), one per process and
+    seeded per process; None: rollouts come from ``generate`` on the live policy."""
+    if pick_training_engine(cfg.engine.name) != "vllm":
+        return None
+    from verireason.colocate import ColocatedVLLM
+
+    e = cfg.engine
+    return ColocatedVLLM(path, dtype=cfg.model.dtype, max_context=cfg.model.max_context,
+                         seed=cfg.seed + accelerator.process_index,
+                         gpu_memory_utilization=e.train_gpu_memory_utilization,
+                         enable_prefix_caching=e.enable_prefix_caching, sleep_level=e.sleep_level)
 
 
 def check_choices(cfg) -> None:
@@ -74,6 +89,12 @@ def check_choices(cfg) -> None:
     for key, value, valid in choices:
         if value not in valid:
             raise UserError(f"unknown {key}={value!r}; valid: {', '.join(valid)}")
+    if cfg.algo.tis_cap is not None and cfg.algo.loss_agg == "part_mean":
+        raise UserError("algo.tis_cap weights tokens; loss_agg=part_mean takes one ratio per action: use one or the "
+                        "other")
+    if pick_training_engine(cfg.engine.name) == "vllm" and cfg.engine.tensor_parallel_size != 1:
+        raise UserError("engine.tensor_parallel_size: training's vLLM engine holds the whole model in each process "
+                        "(tensor parallelism inside it is not built); valid: 1")
     if not cfg.bench:
         raise UserError("no training benchmark: pass --bench (e.g. arith, math_train, dapo_math_17k)")
 
