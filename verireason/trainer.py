@@ -163,6 +163,7 @@ class Learner:
         self.tis_cap, self.diff_threshold = tis_cap, logprob_diff_threshold
         self.rollout_engine = rollout_engine
         self.engine_stale = True  # the engine's weights differ from the policy's (pushed before the next rollout)
+        self.push_seconds = 0.0  # spent pushing weights into the engine, all pushes so far
 
     def _new_scheduler(self):
         warmup = self.warmup_steps
@@ -218,9 +219,11 @@ class Learner:
         samples exactly the same: the engine is not read in between."""
         if self.rollout_engine is None or not self.engine_stale:
             return
+        start = time.perf_counter()
         with self._generation_model() as policy:  # gathered under FSDP / ZeRO-3
             self.rollout_engine.push(policy.named_parameters())
         self.engine_stale = False
+        self.push_seconds += time.perf_counter() - start
 
     def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int, model=None) -> list[list[Completion]]:
         """``sampling.n`` completions per prompt from the current policy, or from ``model`` (a frozen teacher or
@@ -428,8 +431,10 @@ def rl_loop(step_fn: Callable[[int, Timer], dict], *, learner: Learner, run_log,
     bar = tqdm(range(start_step + 1, max_steps + 1), initial=start_step, total=max_steps, desc="train",
                disable=not (progress and learner.accelerator.is_main_process), unit="step")
     for step in bar:
-        start = time.perf_counter()
+        start, pushed = time.perf_counter(), learner.push_seconds
         metrics = step_fn(step, timer)
+        if learner.rollout_engine is not None:  # inside time/gen: the weight pushes into the rollout engine
+            metrics["time/push"] = round(learner.push_seconds - pushed, 3)
         if eval_every and (step % eval_every == 0 or step == max_steps):
             with timer.phase("eval"):
                 metrics.update(eval_fn(step))
