@@ -52,8 +52,9 @@ $(VLLM_VENV)/.installed: pyproject.toml
 
 # Each vLLM test in its own process: on the CPU build an engine's memory stays with the process that made it.
 test-vllm: vllm-env
-	@$(VBIN)/python -m pytest -q -m vllm --collect-only -q | grep '::' | while read -r t; do \
-	  $(VBIN)/python -m pytest -q -m vllm -p no:logging "$$t" || exit 1; done
+	@tests=$$($(VBIN)/python -m pytest -q -m vllm --collect-only 2>/dev/null | grep '::'); \
+	test -n "$$tests" || { echo "test-vllm: no vllm tests collected"; exit 1; }; \
+	for t in $$tests; do $(VBIN)/python -m pytest -q -m vllm -p no:logging "$$t" || exit 1; done
 
 demo: install
 	$(BIN)/verireason eval --model smollm2-135m --bench arith --limit 16 sampling=demo --out results/eval/demo --resume
