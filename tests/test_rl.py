@@ -91,6 +91,8 @@ def test_two_steps_of_every_schedule(primed_model_dir, toy_dir, tmp_path, comman
     ("rl-verify", "algo.advantage=ppo", "unknown algo.advantage='ppo'; valid: grpo, dr_grpo, rloo"),
     ("rl-verify", "algo.loss_agg=sum", "unknown algo.loss_agg='sum'; valid: token_mean, seq_mean"),
     ("rl-verify", "trainer.group_size=0", "trainer.group_size=0 is out of range: it must be >= 1"),
+    ("rl-gen", "algo.tis_cap=0.5", "algo.tis_cap=0.5 is out of range: it must be >= 1"),
+    ("rl-gen", "engine.sleep_level=2", "engine.sleep_level=2 is out of range: it must be in [0, 1]"),
 ])
 def test_bad_training_settings_are_one_line_errors(tmp_path, command, override, message):
     result = runner.invoke(app, [command, "--out", str(tmp_path / "x"), override])

@@ -234,3 +234,36 @@ def test_two_processes_each_with_a_colocated_vllm_engine(primed_model_dir, tmp_p
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all(r["generate/logprob_diff"] < 1e-3 and r["time/push"] > 0 for r in rows), rows
+
+
+def test_training_picks_vllm_only_with_vllm_and_a_gpu(monkeypatch):
+    import importlib.util
+
+    from verireason import generation
+
+    real_find_spec = importlib.util.find_spec
+    for has_vllm, has_gpu, expected in [(True, True, "vllm"), (True, False, "hf"), (False, True, "hf")]:
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *a, v=has_vllm: object() if name == "vllm" and v else
+                            (None if name == "vllm" else real_find_spec(name, *a)))
+        monkeypatch.setattr(torch.cuda, "is_available", lambda g=has_gpu: g)
+        assert generation.pick_training_engine("auto") == expected
+        assert generation.pick_engine("auto") == ("vllm" if has_vllm else "hf")  # eval: vLLM wherever importable
+    assert generation.pick_training_engine("hf") == "hf"
+
+
+def test_training_engine_settings_that_cannot_run_are_one_line_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from verireason.cli import app
+
+    cases = [(["rl-verify", "algo.loss_agg=part_mean", "algo.tis_cap=2"], "algo.tis_cap weights tokens"),
+             (["s2r", "--stage", "orl", "algo.tis_cap=2"], "algo.tis_cap weights tokens")]
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        cases.append((["rl-gen", "engine=vllm"], "engine=vllm needs vLLM"))
+    for args, message in cases:
+        result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x")])
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert not (tmp_path / "x").exists()
