@@ -76,7 +76,7 @@ class ColocatedVLLM(VLLMGenerator):
                  gpu_memory_utilization: float = 0.3, enable_prefix_caching: bool = True, sleep_level: int = 1):
         # The engine core runs in this process: no second process (whose spawn would re-run the caller's script),
         # and pushed tensors are handed over without a copy through a socket.
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         sleeping = sleep_level > 0 and torch.cuda.is_available()  # sleep mode is CUDA's (cumem allocator)
         extra = dict(worker_extension_cls="verireason.colocate.WeightSync", logprobs_mode="raw_logprobs",
