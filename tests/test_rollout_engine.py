@@ -267,3 +267,29 @@ def test_training_engine_settings_that_cannot_run_are_one_line_errors(tmp_path):
         result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x")])
         assert result.exit_code == 2 and message in result.output, result.output
         assert not (tmp_path / "x").exists()
+
+
+def test_colocated_engine_wakes_once_and_sleeps_after_the_outermost_block():
+    """Sleep mode's bookkeeping (CUDA only in vLLM, so checked here with a recording stand-in for ``vllm.LLM``):
+    a rollout inside a verify-refine loop's block must not put the engine to sleep under the loop."""
+    from verireason.colocate import ColocatedVLLM
+
+    calls = []
+
+    class RecordingLLM:
+        def sleep(self, level):
+            calls.append(("sleep", level))
+
+        def wake_up(self):
+            calls.append("wake")
+
+    engine = object.__new__(ColocatedVLLM)  # no vLLM: only the sleep/wake logic runs
+    engine.llm, engine.sleep_level, engine._asleep, engine._depth = RecordingLLM(), 1, True, 0
+    with engine.awake():
+        with engine.awake():
+            pass
+        assert calls == ["wake"]
+    assert calls == ["wake", ("sleep", 1)]
+    with engine.awake():
+        pass
+    assert calls == ["wake", ("sleep", 1), "wake", ("sleep", 1)]

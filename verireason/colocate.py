@@ -88,7 +88,7 @@ class ColocatedVLLM(VLLMGenerator):
                          enable_prefix_caching=enable_prefix_caching, record_logprobs=True, **extra)
         self.sleep_level = sleep_level if sleeping else 0
         self.pushes = 0
-        self._asleep = False
+        self._asleep, self._depth = False, 0
         self._sleep()
 
     def push(self, named: Iterable[tuple[str, torch.Tensor]]) -> int:
@@ -105,14 +105,18 @@ class ColocatedVLLM(VLLMGenerator):
 
     @contextmanager
     def awake(self) -> Iterator["ColocatedVLLM"]:
-        """The engine with its weights and KV cache on the GPU for the block; asleep again after it."""
+        """The engine with its weights and KV cache on the GPU for the block; asleep again after the outermost
+        block (blocks may nest: a rollout inside a verify-refine loop's block)."""
         if self._asleep:
             self.llm.wake_up()
             self._asleep = False
+        self._depth += 1
         try:
             yield self
         finally:
-            self._sleep()
+            self._depth -= 1
+            if self._depth == 0:
+                self._sleep()
 
     def _sleep(self) -> None:
         if self.sleep_level and not self._asleep:
