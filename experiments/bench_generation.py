@@ -107,7 +107,8 @@ def machine() -> str:
 
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        device = f"{torch.cuda.device_count()} × {props.name} ({props.total_memory / 2**30:.0f} GiB), CUDA {torch.version.cuda}"
+        device = (f"{torch.cuda.device_count()} × {props.name} ({props.total_memory / 2**30:.0f} GiB), "
+                  f"CUDA {torch.version.cuda}")
     else:
         device = f"CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
     return (f"{platform.machine()} {platform.system()}, {device}, torch {torch.__version__}, "

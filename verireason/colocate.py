@@ -15,8 +15,9 @@ The push goes through vLLM's public worker-extension route: ``LLM(worker_extensi
 ``WeightSync``'s methods to every worker and ``LLM.collective_rpc`` calls them; the weights are the trainer's
 full parameters (FSDP and ZeRO-3 gather them first, ``Learner._generation_model``), handed over one tensor at a
 time (no second full copy on the GPU) to vLLM's in-place reload, which runs the model's own ``load_weights``
-(mapping Hugging Face names onto vLLM's fused layers) and re-processes the weights into its kernels' layout. Tensor parallelism inside the
-training engine is not built: each process holds a whole model (fits a 7B model on one 80 GB GPU).
+(mapping Hugging Face names onto vLLM's fused layers) and re-processes the weights into its kernels' layout.
+Tensor parallelism inside the training engine is not built: each process holds a whole model (a 7B model in bf16
+fits one 80 GB GPU).
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class ColocatedVLLM(VLLMGenerator):
     def __init__(self, path: str, *, dtype: str = "auto", max_context: int = 4096, seed: int = 0,
                  gpu_memory_utilization: float = 0.3, enable_prefix_caching: bool = True, sleep_level: int = 1):
         # The engine core runs in this process: no second process (whose spawn would re-run the caller's script),
-        # and pushed tensors are handed over without a copy through a socket.
+        # and pushed tensors are passed by reference instead of being serialized to another process.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         sleeping = sleep_level > 0 and torch.cuda.is_available()  # sleep mode is CUDA's (cumem allocator)
