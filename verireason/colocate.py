@@ -88,7 +88,6 @@ class ColocatedVLLM(VLLMGenerator):
                          gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=1,
                          enable_prefix_caching=enable_prefix_caching, record_logprobs=True, **extra)
         self.sleep_level = sleep_level if sleeping else 0
-        self.pushes = 0
         self._asleep, self._depth = False, 0
         self._sleep()
 
@@ -98,7 +97,6 @@ class ColocatedVLLM(VLLMGenerator):
         # a generator is handed over as it is: the engine core runs in this process (see __init__)
         count = self.llm.collective_rpc("load_pushed", args=(((hf_name(n), t.detach()) for n, t in named),))[0]
         self.llm.reset_prefix_cache()
-        self.pushes += 1
         return count
 
     def weight_sum(self, name_part: str) -> float:
