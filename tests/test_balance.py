@@ -31,13 +31,14 @@ def test_rules():
     assert len({x.problem_id for x in yes}) == 2  # primary pool: one Yes per mixed group, no repeats needed
 
 
-def test_fill_from_secondary_then_with_replacement():
+def test_fill_repeats_secondary_samples_only():
+    """The code tops a list up from its secondary pool only: with no secondary "No" the No list stays short."""
     groups = [[s(f"right{i}", 0, True)] for i in range(6)] + [[s("mixed", 0, True), s("mixed", 1, False)]]
     pairs = balanced_verification_set(groups, random.Random(1))
     yes = [x for x, label in pairs if label]
     no = [x for x, label in pairs if not label]
-    assert len(yes) == 3 and len(no) == 3
-    assert [x.problem_id for x in no] == ["mixed"] * 3  # the only No, drawn with replacement
+    assert len(yes) == 3 and len(no) == 1
+    assert [x.problem_id for x in no] == ["mixed"]  # the only No, never repeated
     assert yes[0].problem_id in {"mixed"} | {f"right{i}" for i in range(6)}
     assert "mixed" in {x.problem_id for x in yes}  # the primary Yes comes first
 

@@ -28,10 +28,11 @@ def test_paper1_teacher_prompt_is_verbatim_and_answer_only():
     [turn] = verify_messages(PROBLEM, RESPONSE, family("boxed_cot"))
     assert turn["role"] == "user"
     assert turn["content"].startswith("You are a teacher that is evaluating a student's answer to a question.")
-    assert f"Question: {PROBLEM.problem}\nStudent's Answer: 1\nFirst explain" in turn["content"]
+    indent = " " * 8  # the released template's indentation (papers.md §1.6b)
+    assert f"\n\n{indent}Question: {PROBLEM.problem}\n{indent}Student's Answer: 1\n\n{indent}First explain" in turn["content"]
     assert "Adding halves" not in turn["content"]  # the verifier sees only the final answer
     assert turn["content"].endswith("Answer: \\boxed{Yes/No} where 'Yes' means the solution is correct and 'No' "
-                                    "means the solution is incorrect.\nPlease reason step by step, and put your "
+                                    "means the solution is incorrect.\n        \n\nPlease reason step by step, and put your "
                                     "final answer within \\boxed{}.")
 
 
@@ -84,8 +85,8 @@ def test_stv_informed_verifier_sees_the_reference_and_refine_sees_feedback():
     ("Yes, maybe, no.", None),
     ("Answer: \\boxed{Yes}\nWait, actually \\boxed{No}", False),
 ])
-def test_parse_boxed_verdicts(text, expected):
-    assert parse_verdict(text, "boxed_yes_no") is expected
+def test_parse_boxed_verdicts_leniently(text, expected):
+    assert parse_verdict(text, "boxed_yes_no_lenient") is expected
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -21,7 +21,7 @@ def test_verify_keeps_order_batches_and_parses(fn_generator):
                "p4": "\\boxed{NO}"}
     engine = fn_generator(lambda prompt, i: next(v for k, v in answers.items()
                                                   if f"Question {k[1]}:" in prompt), per_call=2)
-    verdicts = verify(engine, judged, PromptCfg(), None, SamplingCfg(n=2), seed=0)
+    verdicts = verify(engine, judged, PromptCfg(verdict="boxed_yes_no_lenient"), None, SamplingCfg(n=2), seed=0)
     assert [vs[0].problem_id for vs in verdicts] == ["p4", "p3", "p2", "p1", "p0"]
     assert [vs[0].claimed for vs in verdicts] == [False, True, None, False, True]
     assert all(len(vs) == 2 and vs[1].verify_index == 1 for vs in verdicts)
@@ -39,7 +39,8 @@ def test_stop_at_verdict_asks_the_engine_to_end_after_each_verdict_form(fn_gener
             return super().generate(prompts, sampling, seed)
 
     judged = [Judged(PROBLEMS[0], "t", 0, "\\boxed{1}", True)]
-    for kind, forms in (("boxed_yes_no", ["\\boxed{Yes}", "\\boxed{No}", "\\boxed{\\text{yes}}"]),
+    for kind, forms in (("boxed_yes_no", ["\\boxed{Yes}", "\\boxed{No}", "\\boxed{\\textbf{Yes}}"]),
+                        ("boxed_yes_no_lenient", ["\\boxed{Yes}", "\\boxed{no}", "\\boxed{\\text{yes}}"]),
                         ("s2r_sentence", ["the answer is correct", "the answer is incorrect"])):
         seen.clear()
         verify(Recording(lambda p, i: "ok"), judged, PromptCfg(verdict=kind), None, SamplingCfg(), 0, True)

@@ -292,3 +292,40 @@ def test_colocated_engine_wakes_once_and_sleeps_after_the_outermost_block():
     with engine.awake():
         pass
     assert calls == ["wake", ("sleep", 1), "wake", ("sleep", 1)]
+
+
+def test_sampling_temperature_log_probs_in_engine_and_trainer(primed_model_dir):
+    """``algo.logprob_temperature=sampling`` (verl's): the trainer's log-probs are of logits / T, and the engine
+    records the sampled tokens' log-probs under that same tempered distribution; with ``raw`` (S²R's) both use the
+    logits as they are."""
+    sampling = SamplingCfg(n=3, temperature=0.7, max_tokens=12)
+    tempered = make_learner(primed_model_dir, logprob_temperature="sampling", sampling_temperature=0.7)
+    raw = make_learner(primed_model_dir, logprob_temperature="raw", sampling_temperature=0.7)
+    for learner in (tempered, raw):
+        rollouts = rollouts_of(learner, learner.generate(PROMPTS, sampling, seed=0))
+        for rollout, mine in zip(rollouts, learner.logprobs(rollouts)):
+            assert torch.allclose(torch.tensor(rollout.sample_logprobs), mine, atol=1e-4)
+    rollouts = rollouts_of(raw, raw.generate(PROMPTS, sampling, seed=0))
+    hot, cold = tempered.logprobs(rollouts), raw.logprobs(rollouts)
+    assert max(float((h - c).abs().max()) for h, c in zip(hot, cold)) > 1e-2  # different distributions
+
+
+def test_the_policy_gradient_is_the_score_function_of_the_chosen_distribution(primed_model_dir):
+    """d/dz of the trainer's log p(y) under logprob_temperature=sampling is (onehot(y) − softmax(z / T)) / T."""
+    from verireason.collate import rollouts_to_batch
+    from verireason.losses import token_logprobs
+
+    learner = make_learner(primed_model_dir, logprob_temperature="sampling", sampling_temperature=0.7)
+    rollouts = rollouts_of(learner, learner.generate(PROMPTS, SamplingCfg(n=1, temperature=0.7, max_tokens=6), 0))
+    batch = rollouts_to_batch(rollouts[:1], [1.0], learner.pad_id)
+    logits = torch.randn(1, batch.targets.shape[1], 50, requires_grad=True)
+    targets = batch.targets.clamp(max=49)
+
+    class Fixed(torch.nn.Module):  # a "model" whose logits are the leaf above
+        def forward(self, **_):
+            return type("Out", (), {"logits": torch.cat([logits, logits[:, -1:]], dim=1)})
+
+    logp = token_logprobs(learner._logits(Fixed(), batch), targets)
+    (grad,) = torch.autograd.grad(logp.sum(), logits)
+    expected = (torch.nn.functional.one_hot(targets, 50).float() - torch.softmax(logits.detach() / 0.7, -1)) / 0.7
+    assert torch.allclose(grad, expected, atol=1e-6)

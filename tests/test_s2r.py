@@ -60,11 +60,11 @@ def test_judge_prompt_is_verbatim_and_post_edits_apply():
     ("The result is likely incorrect.", False),  # an "incorrect" pattern wins over the "correct" inside it
     ("The calculation is wrong.", False),
     ("I cannot fully verify this answer.", None),  # dropped
-    ("Earlier it said the answer is correct. Then we stop.", None),  # only the conclusion counts
+    ("Earlier it said the answer is correct. Then we stop.", True),  # the code falls back to the sentence before
     ("Nothing conclusive here.", None),
 ])
 def test_verdict_filter_reads_the_conclusion_with_the_codes_patterns(text, verdict):
-    assert filter_verdict(text) is verdict
+    assert filter_verdict(text)[0] is verdict
     assert keep_verification(text, True) is (verdict is True)
     assert keep_verification(text, False) is (verdict is False)
 

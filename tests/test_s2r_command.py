@@ -171,7 +171,7 @@ def test_prl_resumes_step_for_step(data_run, s2r_model, toy_dir, tmp_path):
     (["--stage", "nope"], "unknown stage 'nope'; valid: data, bi, orl, prl"),
     (["--stage", "bi"], "needs --data"),
     (["--stage", "orl", "--data", "/nonexistent/run"], "no rl.jsonl there"),
-    (["--stage", "prl", "algo.loss_agg=token_mean"], "algo.loss_agg must be part_mean"),
+    (["--stage", "prl", "algo.loss_agg=token_mean"], "algo.loss_agg must be one of part_mean, seq_part_mean"),
     (["--stage", "orl", "algo.kl_coef=0.1"], "set rl.kl_coef"),
     (["--stage", "data", "construct.import_dir=/nonexistent"], "is not a folder"),
     (["preset=stv"], "preset 'stv' is not for s2r"),
@@ -198,7 +198,7 @@ def test_full_scale_presets_compose(args, expect):
     assert cfg.stage == expect["stage"] and section.kl_coef == expect["kl_coef"] and cfg.optim.lr == expect["lr"]
     if expect["stage"] != "bi":
         assert (cfg.trainer.prompts_per_step, cfg.trainer.group_size, cfg.trainer.max_steps) == (64, 4, 500)
-        assert cfg.sampling.temperature == 0.7 and cfg.algo.loss_agg == "part_mean"
+        assert cfg.sampling.temperature == 0.7 and cfg.algo.loss_agg == "seq_part_mean"
 
 
 def test_eval_preset_is_s2r_protocol():

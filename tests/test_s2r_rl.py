@@ -9,17 +9,8 @@ import torch
 
 from verireason.losses import part_pg_loss
 from verireason.papers.s2r import RECHECK, RETRY, PrefixBaseline, trajectory_segments
-from verireason.papers.s2r_rl import (
-    Action,
-    Scored,
-    action_rewards,
-    delimiter_ids,
-    orl_advantages,
-    part_tokens,
-    prl_advantages,
-    score_actions,
-    split_actions,
-)
+from verireason.papers.s2r_actions import Action, Scored, delimiter_ids, score_actions, split_actions
+from verireason.papers.s2r_rl import action_rewards, orl_advantages, part_tokens, prl_advantages
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +59,14 @@ def test_action_rewards_and_the_truncation_rule():
                                       ("verify", 1.0)]
     wrong_verdict = _scored("sdv", [False], [True])
     assert action_rewards(wrong_verdict)[2] == ("verify", -1.0)
-    cut = _scored("sdv", [True], [True], finished=False)  # cut off without EOS, with a delimiter: last action −1
-    assert action_rewards(cut)[2] == ("verify", -1.0)
-    assert action_rewards(cut, truncation_penalty=False)[2] == ("verify", 1.0)
-    plain_cut = _scored("s", [True], [], finished=False)  # no delimiter: no penalty (§3.8)
-    assert action_rewards(plain_cut) == [("solve", 1.0)]
+    cut = _scored("sdv", [True], [True], finished=False)  # cut off without EOS, after a delimiter: a flat −1
+    assert action_rewards(cut)[2] == ("verify", 1.0) and cut.truncated_last == 2  # the raw reward stays +1
+    [adv] = prl_advantages([cut], [[0.0] * 3], PrefixBaseline(min_count=1), 0.0)
+    assert adv[2] == -1.0  # not (1 − b) × 2
+    [adv] = prl_advantages([cut], [[0.0] * 3], PrefixBaseline(min_count=1), 0.0, truncation_penalty=False)
+    assert adv[2] == 2.0  # verifying a correct attempt: ×2
+    assert _scored("s", [True], [], finished=False).truncated_last is None  # no delimiter: no penalty (§3.8)
+    assert _scored("sd", [True], [], finished=False).truncated_last is None  # ends in a delimiter: none either
 
 
 def test_orl_advantages_are_rloo_minus_the_summed_kl():

@@ -74,13 +74,17 @@ class ColocatedVLLM(VLLMGenerator):
     sampling, ``Learner``)."""
 
     def __init__(self, path: str, *, dtype: str = "auto", max_context: int = 4096, seed: int = 0,
-                 gpu_memory_utilization: float = 0.3, enable_prefix_caching: bool = True, sleep_level: int = 1):
+                 gpu_memory_utilization: float = 0.3, enable_prefix_caching: bool = True, sleep_level: int = 1,
+                 logprob_temperature: str = "raw"):
         # The engine core runs in this process: no second process (whose spawn would re-run the caller's script),
         # and pushed tensors are passed by reference instead of being serialized to another process.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         sleeping = sleep_level > 0 and torch.cuda.is_available()  # sleep mode is CUDA's (cumem allocator)
-        extra = dict(worker_extension_cls="verireason.colocate.WeightSync", logprobs_mode="raw_logprobs",
+        # the sample log-probs under the trainer's distribution: raw logits, or after temperature ("processed";
+        # training samples with top_p = 1 and no top-k, so that is logits / temperature)
+        mode = "processed_logprobs" if logprob_temperature == "sampling" else "raw_logprobs"
+        extra = dict(worker_extension_cls="verireason.colocate.WeightSync", logprobs_mode=mode,
                      enable_sleep_mode=sleeping)
         if distributed:  # one engine per trainer process, on the trainer's own process group
             extra["distributed_executor_backend"] = "external_launcher"

@@ -101,12 +101,15 @@ class SamplingCfg:
     stop_after: list[str] = field(default_factory=list)  # end a sample once one of these is written (kept)
 
 
+# Paper 1's verification prompt, byte for byte as the released code builds it (papers.md §1.6b): an indented
+# triple-quoted template with only its ends stripped, so the indentation before "Question", "Student's Answer" and
+# "First explain" is kept, and "\n        \n\n" stands before "Please reason".
 _TEACHER = (
     "You are a teacher that is evaluating a student's answer to a question. Your task is to determine whether the "
-    "answer is correct or incorrect.\nQuestion: {problem}\nStudent's Answer: {response}\nFirst explain your analysis "
-    "over the student's answer, the last line of your response should be of the form Answer: \\boxed{Yes/No} where "
-    "'Yes' means the solution is correct and 'No' means the solution is incorrect.\nPlease reason step by step, and "
-    "put your final answer within \\boxed{}."
+    "answer is correct or incorrect. \n\n        Question: {problem}\n        Student's Answer: {response}\n\n"
+    "        First explain your analysis over the student's answer, the last line of your response should be of the "
+    "form Answer: \\boxed{Yes/No} where 'Yes' means the solution is correct and 'No' means the solution is "
+    "incorrect.\n        \n\nPlease reason step by step, and put your final answer within \\boxed{}."
 )
 _REFINE = (
     "{problem}\n\nHere is a previous solution:\n{response}\n\nA reviewer's feedback on it:\n{feedback}\n\n"
@@ -131,7 +134,7 @@ class PromptCfg:
     system: Optional[str] = None  # overrides the model's system prompt when set
     verify_user: str = _TEACHER
     verify_input: str = "answer"  # answer (paper 1: the extracted final answer) | solution (the whole response)
-    verdict: str = "boxed_yes_no"  # boxed_yes_no | s2r_sentence (see prompts.VERDICT_PARSERS)
+    verdict: str = "boxed_yes_no"  # boxed_yes_no (the code's) | boxed_yes_no_lenient | s2r_sentence (prompts.VERDICT_PARSERS)
     refine_user: str = _REFINE
     informed_verify_user: Optional[str] = None  # sees {reference} and {verdict}; STV training (papers.md §2.3)
 
@@ -225,7 +228,15 @@ class AlgoCfg:
     # KL to the frozen initial policy (k3 estimator); 0 loads no reference model
     kl_coef: float = bounded(0.0, NON_NEGATIVE)
     epochs: int = bounded(1, AT_LEAST_1)  # passes over each step's rollouts
-    mini_batches: int = bounded(1, AT_LEAST_1)  # optimizer steps per pass (paper 1: 128 prompts / mini-batch 32 = 4)
+    # prompts per mini-batch, × each prompt's rollouts (verl's ppo_mini_batch_size: a fixed size, the last
+    # mini-batch takes the rest, e.g. 800 sequences → 256/256/256/32); null: `mini_batches` equal parts
+    mini_batch_prompts: Optional[int] = bounded(None, AT_LEAST_1)
+    mini_batches: int = bounded(1, AT_LEAST_1)  # optimizer steps per pass when mini_batch_prompts is null
+    # the distribution the trainer's log-probs are of: sampling (logits / sampling temperature, verl's and TRL's)
+    # | raw (the logits as they are, S²R's trainer); the engines record sample log-probs under the same one
+    logprob_temperature: str = "sampling"
+    # verl clamps the k3 KL estimate to ±kl_clamp (low_var_kl); null: unclamped
+    kl_clamp: Optional[float] = bounded(10.0, POSITIVE)
     # truncated importance sampling: weight each token by min(π_train / π_sample, cap) (verl/TRL use 2); null: off
     tis_cap: Optional[float] = bounded(None, Range(1))
     # |log π_train − log π_sample| past which a token counts in update/logprob_diff_frac (nats)
@@ -238,7 +249,10 @@ class OptimCfg:
 
     lr: float = bounded(1e-6, POSITIVE)
     weight_decay: float = bounded(0.1, NON_NEGATIVE)
-    warmup_steps: int = bounded(10, NON_NEGATIVE)  # optimizer steps
+    warmup_steps: int = bounded(10, NON_NEGATIVE)  # scheduler steps; the rate rises linearly from 0
+    # when the LR schedule steps: update (once per policy update call, however many optimizer steps it takes:
+    # verl) | optimizer (once per optimizer step: HF Trainer, TRL)
+    lr_step: str = "update"
     grad_clip: float = bounded(1.0, POSITIVE)
     # sequences per forward/backward; gradients accumulate over a mini-batch
     micro_batch_size: int = bounded(8, AT_LEAST_1)
@@ -250,9 +264,11 @@ class RewardCfg:
 
     correct: float = 1.0
     incorrect: float = 0.0
-    verify_pass_rate_scale: bool = False  # paper 1's ×min(pass_rate, 0.5) on verification rewards
-    # DAPO soft overlong penalty over the last N tokens before max_tokens (0: off)
-    overlong_buffer: int = bounded(0, NON_NEGATIVE)
+    verify_pass_rate_scale: bool = True  # paper 1's ×min(pass_rate, 0.5) on verification rewards (the code's)
+    # DAPO soft overlong penalty over the last N tokens before max_tokens (0: off). null: as the schedule's official
+    # script: 512 for verify_only (and verify_init's first stage), off for generate, verify_alter and mixed, and off
+    # where 512 > sampling.max_tokens (there the official reward manager refuses to start)
+    overlong_buffer: Optional[int] = bounded(None, NON_NEGATIVE)
     overlong_penalty: float = bounded(1.0, NON_NEGATIVE)  # the penalty at max_tokens
 
 
@@ -264,7 +280,7 @@ class ScheduleCfg:
     init_steps: int = bounded(10, NON_NEGATIVE)  # verify_init: verify-only steps before generation training
     # verify_alter: one verification update every `interval` steps from the buffer
     interval: int = bounded(5, AT_LEAST_1)
-    # verify_alter: verification prompts per update (default: prompts_per_step)
+    # verify_alter: verification prompts per update (null: the code's 2 × (valid groups of the last step // 2))
     verify_batch: Optional[int] = bounded(None, AT_LEAST_1)
 
 
@@ -297,7 +313,7 @@ class RLCfg:
     prompt: PromptCfg = field(default_factory=PromptCfg)
     engine: EngineCfg = field(default_factory=EngineCfg)
     grader: GraderCfg = field(default_factory=lambda: GraderCfg(name="dapo_strict"))
-    algo: AlgoCfg = field(default_factory=AlgoCfg)
+    algo: AlgoCfg = field(default_factory=lambda: AlgoCfg(mini_batch_prompts=32))  # verl: ppo_mini_batch_size 32
     optim: OptimCfg = field(default_factory=OptimCfg)
     reward: RewardCfg = field(default_factory=RewardCfg)
     schedule: ScheduleCfg = field(default_factory=ScheduleCfg)
@@ -317,7 +333,8 @@ class SFTCfg:
 
     model: ModelCfg = field(default_factory=ModelCfg)
     data: str = MISSING  # JSONL: {"messages": [...]}, {"prompt", "completion"} or {"prompt", "segments"}
-    optim: OptimCfg = field(default_factory=lambda: OptimCfg(lr=5e-6, weight_decay=0.0, warmup_steps=5))
+    optim: OptimCfg = field(default_factory=lambda: OptimCfg(lr=5e-6, weight_decay=0.0, warmup_steps=5,
+                                                             lr_step="optimizer"))  # HF Trainer
     # token-level full-vocabulary KL(policy || initial model) on trained tokens (S²R: 0.1)
     kl_coef: float = bounded(0.0, NON_NEGATIVE)
     epochs: int = bounded(3, AT_LEAST_1)
@@ -476,8 +493,15 @@ class S2RRLCfg:
     kl_coef: float = bounded(0.01, NON_NEGATIVE)  # README: 0.01 outcome-level, 0.05 process-level
     verify_bonus: bool = True  # PRL: ×2 for verifying a correct attempt (use_veri_bonus)
     flip_bonus: bool = True  # PRL: ×2 for an attempt whose correctness differs from the previous one (use_bonus)
-    truncation_penalty: bool = True  # PRL: −1 for a last action cut off without EOS (responses with a delimiter)
+    truncation_penalty: bool = True  # PRL: a flat −1 for a last action cut off without EOS (after a delimiter)
     baseline_min_count: int = bounded(10, AT_LEAST_1)  # PRL: a prefix's baseline is used from this many actions
+    # PRL: the reward-history prefixes the baseline tracks (the code's initialize_baseline list of 164): a JSON list,
+    # a prefix_baseline.json, or the official code/src/rloo_trainer.py (its key_list literal is read, never run);
+    # null: every prefix is tracked (the list is the official code's own table, which the suite does not ship)
+    prefix_whitelist: Optional[str] = None
+    verdict: str = "code"  # PRL verify verdict: code (get_veri_answer, case-sensitive) | lenient (ours)
+    delimiter_parts: str = "pooled"  # PRL: pooled (the code: all delimiter tokens one part) | each (one part each)
+    delimiter_tokens: str = "alone"  # "Wait," etc. tokenized alone (the code) | in_context (as inside a response)
 
 
 @dataclass
@@ -500,10 +524,13 @@ class S2RCfg:
     prompt: PromptCfg = field(default_factory=PromptCfg)
     engine: EngineCfg = field(default_factory=EngineCfg)
     grader: GraderCfg = field(default_factory=GraderCfg)
-    # RLOO, clip 0.2 both ways, no dual clip, per-part ratio and mean over parts, 4 optimizer updates per batch (§3.8)
+    # RLOO, clip 0.2 both ways, no dual clip, per-part ratio, the loss a mean over each sequence's parts then over
+    # sequences, 4 optimizer updates per batch (§3.8, §3.9); log-probs of the raw logits (the code's trainer)
     algo: AlgoCfg = field(default_factory=lambda: AlgoCfg(advantage="rloo", clip_low=0.2, clip_high=0.2, dual_clip=None,
-                                                          loss_agg="part_mean", kl_coef=0.0, mini_batches=4))
-    optim: OptimCfg = field(default_factory=lambda: OptimCfg(lr=5e-7, weight_decay=0.0, warmup_steps=5))
+                                                          loss_agg="seq_part_mean", kl_coef=0.0, mini_batches=4,
+                                                          logprob_temperature="raw"))
+    optim: OptimCfg = field(default_factory=lambda: OptimCfg(lr=5e-7, weight_decay=0.0, warmup_steps=5,
+                                                             lr_step="optimizer"))  # HF Trainer (TRL)
     trainer: TrainerCfg = field(default_factory=lambda: TrainerCfg(max_steps=500, prompts_per_step=64, group_size=4,
                                                                    save_every=50, eval_every=50))
     limit: Optional[int] = bounded(None, AT_LEAST_1)

@@ -68,11 +68,12 @@ def _finished_counter(end_ids: list[int], batch: int, device, report: Callable[[
     return FinishedCounter()
 
 
-def _logprob_recorder():
+def _logprob_recorder(temperature: float = 1.0):
     """A transformers logits processor that changes nothing and records, for every generated position, the
-    log-probability of the token that was chosen under the raw distribution (before temperature and top-p, which
-    transformers applies after user processors): at each call it reads the token picked from the previous call's
-    scores, so it holds one [rows, vocab] log-softmax at a time."""
+    log-probability of the token that was chosen under the raw distribution divided by ``temperature`` (1: the raw
+    distribution; transformers applies temperature and top-p after user processors, so the scores here are raw):
+    at each call it reads the token picked from the previous call's scores, so it holds one [rows, vocab]
+    log-softmax at a time."""
     import torch
     from transformers import LogitsProcessor
 
@@ -83,7 +84,7 @@ def _logprob_recorder():
 
         def __call__(self, input_ids, scores):
             self._take(input_ids[:, -1])
-            self.last = torch.log_softmax(scores.float(), dim=-1)
+            self.last = torch.log_softmax(scores.float() / temperature, dim=-1)
             return scores
 
         def _take(self, chosen) -> None:
@@ -101,9 +102,11 @@ def _logprob_recorder():
 
 class HFGenerator:
     """Batched sampling with transformers ``generate``. ``record_logprobs``: also return each sampled token's
-    log-probability (``Completion.logprobs``), as training's rollout engine does."""
+    log-probability (``Completion.logprobs``), as training's rollout engine does, under the distribution named by
+    ``logprob_temperature`` (``sampling``: the logits divided by the call's temperature; ``raw``: as they are)."""
 
     record_logprobs = False
+    logprob_temperature = "raw"
 
     def __init__(self, path: str, *, dtype: str = "auto", device: str = "auto", batch_size: int = 64,
                  max_context: int = 4096):
@@ -116,11 +119,12 @@ class HFGenerator:
 
     @classmethod
     def from_model(cls, model, tokenizer, *, batch_size: int = 64, max_context: int = 4096,
-                   record_logprobs: bool = False) -> "HFGenerator":
+                   record_logprobs: bool = False, logprob_temperature: str = "raw") -> "HFGenerator":
         """An engine over a model already in memory: RL rollouts sample from the live policy (no weight copy)."""
         engine = cls.__new__(cls)
         engine._bind(model, tokenizer, str(next(model.parameters()).device), batch_size, max_context)
         engine.record_logprobs = record_logprobs
+        engine.logprob_temperature = logprob_temperature
         return engine
 
     def _bind(self, model, tokenizer, device: str, batch_size: int, max_context: int) -> None:
@@ -166,7 +170,8 @@ class HFGenerator:
         stops = [*sampling.stop, *sampling.stop_after]
         counter = None if self.progress is None else _finished_counter(
             sorted(self.eos_ids | {pad}), len(ids) * n, self.device, self.progress)
-        recorder = _logprob_recorder() if self.record_logprobs else None
+        scale = sampling.temperature if self.logprob_temperature == "sampling" and sampling.temperature > 0 else 1.0
+        recorder = _logprob_recorder(scale) if self.record_logprobs else None
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new, num_return_sequences=n,
@@ -200,7 +205,8 @@ class HFGenerator:
 
 class VLLMGenerator:
     """vLLM offline inference (``pip install -e '.[vllm]'``). ``record_logprobs``: also return each sampled token's
-    log-probability under the raw distribution (vLLM's ``raw_logprobs``, the one the trainer computes).
+    log-probability, under the distribution the engine's ``logprobs_mode`` names (the colocated training engine
+    sets it to the one the trainer computes: ``raw_logprobs``, or ``processed_logprobs`` for logits / temperature).
     ``llm_kwargs`` go to ``vllm.LLM`` as they are (the colocated training engine adds its own)."""
 
     def __init__(self, path: str, *, dtype: str = "auto", max_context: int = 4096, seed: int = 0,

@@ -3,8 +3,9 @@
 * ``math_verify`` (default): the last ``\\boxed{}`` (fallbacks: "the answer is …", the last number), then
   equivalence through HF math-verify. This is the modern cross-check of papers.md §4.1 (4); on the 800 Qwen2.5-Math
   responses in ``shared/benchmarks`` it agrees with the Qwen toolkit's labels on 799 (README, "Grading").
-* ``dapo_strict``: paper 1's reward (papers.md §1.5): the last 300 characters, the last ``\\boxed{}``, Minerva's
-  ``normalize_final_answer`` on both sides, exact string match. Its ``formatted`` flag is paper 1's ``valid``.
+* ``dapo_strict``: paper 1's reward as its released code has it (``verireason.dapo_strict``, papers.md §1.6b): the
+  last ``\\boxed{`` within the last 200 of the last 300 characters, Minerva's ``normalize_final_answer`` on both
+  sides, exact string match. Its ``formatted`` flag is paper 1's ``valid``.
 
 Model output is untrusted: it never reaches ``eval``/``exec``; the symbolic comparison (math-verify, which calls
 sympy) runs in a small pool of worker interpreters (``verireason.grade_worker``, one per core up to four) and a
@@ -28,6 +29,7 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
+from verireason.dapo_strict import grade_dapo_strict, normalize_final_answer  # noqa: F401 (re-exported)
 from verireason.records import Grade
 
 GRADERS = ("math_verify", "dapo_strict")
@@ -91,49 +93,6 @@ def extract_answer(text: str) -> tuple[str | None, bool]:
     if numbers:
         return numbers[-1].replace(",", "").rstrip("."), False
     return None, False
-
-
-# --- paper 1's strict grader (Minerva normalisation) ------------------------------------------------------------
-
-_SUBSTITUTIONS = [
-    ("an ", ""), ("a ", ""), (".$", "$"), ("\\$", ""), ("\\ ", ""), (" ", ""), ("mbox", "text"),
-    (",\\text{and}", ","), ("\\text{and}", ","), ("\\text{m}", "\\text{}"),
-]
-_REMOVED_EXPRESSIONS = [
-    "square", "ways", "integers", "dollars", "mph", "inches", "hours", "km", "units", "\\ldots", "sue", "points",
-    "feet", "minutes", "digits", "cents", "degrees", "cm", "gm", "pounds", "meters", "meals", "edges", "students",
-    "childrentickets", "multiples", "\\text{s}", "\\text{.}", "\\text{\ns}", "\\text{}^2", "\\text{}^3",
-    "\\text{\n}", "\\text{}", "\\mathrm{th}", "^\\circ", "^{\\circ}", "\\;", ",\\!", "{,}", '"', "\\dots",
-]
-
-
-def normalize_final_answer(answer: str) -> str:
-    """Minerva's ``normalize_final_answer`` (Lewkowycz et al. 2022, appendix D), as used by DAPO's grader."""
-    answer = answer.split("=")[-1]
-    for before, after in _SUBSTITUTIONS:
-        answer = answer.replace(before, after)
-    for expr in _REMOVED_EXPRESSIONS:
-        answer = answer.replace(expr, "")
-    answer = re.sub(r"(.*?)(\$)(.*?)(\$)(.*)", "$\\3$", answer)
-    answer = re.sub(r"(\\text\{)(.*?)(\})", "\\2", answer)
-    answer = re.sub(r"(\\textbf\{)(.*?)(\})", "\\2", answer)
-    answer = re.sub(r"(\\overline\{)(.*?)(\})", "\\2", answer)
-    answer = re.sub(r"(\\boxed\{)(.*)(\})", "\\2", answer)
-    answer = re.sub(r"(frac)([^{])(.)", "frac{\\2}{\\3}", answer)
-    answer = re.sub(r"(sqrt)([^{])", "sqrt{\\2}", answer)
-    answer = answer.replace("$", "")
-    if answer.replace(",", "").isdigit():
-        answer = answer.replace(",", "")
-    return answer.strip()
-
-
-def grade_dapo_strict(response: str, gold: str) -> Grade:
-    """Paper 1's generation reward (papers.md §1.5): strict last-box match within the last 300 characters."""
-    boxed = last_boxed(response[-300:])
-    if boxed is None:
-        return Grade(extracted=None, correct=False, formatted=False)
-    pred = normalize_final_answer(boxed)
-    return Grade(extracted=pred, correct=pred == normalize_final_answer(gold), formatted=True)
 
 
 # --- math-verify in a pool of killable worker interpreters --------------------------------------------------------

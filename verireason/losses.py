@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from verireason.collate import TrainBatch
 
-LOSS_AGG = ("token_mean", "seq_mean", "part_mean")
+LOSS_AGG = ("token_mean", "seq_mean", "part_mean", "seq_part_mean")
+PART_AGGS = ("part_mean", "seq_part_mean")  # one PPO ratio per action (S²R)
 
 
 def forward_logits(model, batch: TrainBatch) -> torch.Tensor:
@@ -60,11 +61,13 @@ def aggregate(values: torch.Tensor, mask: torch.Tensor, agg: str, denom: float |
 def pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
             clip_low: float = 0.2, clip_high: float = 0.28, dual_clip: float | None = None,
             agg: str = "token_mean", denom: float | None = None, ref_logp: torch.Tensor | None = None,
-            kl_coef: float = 0.0, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+            kl_coef: float = 0.0, kl_clamp: float | None = None,
+            weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Clipped policy-gradient loss. logp, old_logp, mask, ref_logp: [B, C]; advantages: [B] (one per sequence)
     or [B, C] (per token). ``weights`` [B, C] (no gradient) multiply each token's clipped term before the KL is
     added: truncated importance weights for a rollout engine that samples from slightly different probabilities
-    than the trainer computes (``tis_weights``)."""
+    than the trainer computes (``tis_weights``). ``kl_clamp``: the k3 estimate is clamped to ±kl_clamp, as verl's
+    ``low_var_kl`` does (10)."""
     adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages  # [B, 1] or [B, C]
     ratio = torch.exp(logp - old_logp)  # [B, C]
     unclipped = -adv * ratio
@@ -78,6 +81,8 @@ def pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor
     if ref_logp is not None and kl_coef:
         delta = ref_logp - logp
         kl = torch.exp(delta) - delta - 1  # k3: unbiased, non-negative estimate of KL(pi || ref)
+        if kl_clamp is not None:
+            kl = kl.clamp(-kl_clamp, kl_clamp)
         loss = loss + kl_coef * kl
     total = aggregate(loss, mask, agg, denom)
     n = mask.sum().clamp(min=1)
@@ -106,14 +111,16 @@ def logprob_mismatch(old_logp: torch.Tensor, sample_logp: torch.Tensor, mask: to
 
 def part_pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
                  parts: torch.Tensor, *, clip_low: float = 0.2, clip_high: float = 0.2, denom: float | None = None,
-                 max_log_ratio: float = 10.0, **_: object) -> tuple[torch.Tensor, dict[str, float]]:
+                 max_log_ratio: float = 10.0, per_sequence: bool = False,
+                 **_: object) -> tuple[torch.Tensor, dict[str, float]]:
     """S²R's clipped policy-gradient loss over actions (papers.md §3.5, §3.8). logp, old_logp, mask: [B, C];
     advantages: [B] or [B, C] (constant within a part: the part's mean is used); parts: [B, C] long, -1 outside
     every part.
 
     Per part p: ratio_p = exp(clamp(mean_{t∈p}(logp − old_logp), ±max_log_ratio)); loss_p = max(−A_p·ratio_p,
     −A_p·clip(ratio_p, 1 − clip_low, 1 + clip_high)); the total is Σ_p loss_p / ``denom`` parts (default: this
-    batch's). Only trained tokens (``mask``) count toward a part."""
+    batch's), or with ``per_sequence`` (S²R's ``compute_loss_splitpart_inkl_sentence``) each sequence's mean over its
+    parts, summed over sequences / ``denom`` sequences. Only trained tokens (``mask``) count toward a part."""
     rows, width = logp.shape
     adv = advantages.unsqueeze(-1).expand(rows, width) if advantages.dim() == 1 else advantages
     slots = int(parts.max().clamp(min=0)) + 1
@@ -135,7 +142,11 @@ def part_pg_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.T
     clipped = -part_adv * ratio.clamp(1 - clip_low, 1 + clip_high)
     loss = torch.where(present, torch.maximum(unclipped, clipped), 0.0)
     parts_here = present.sum().clamp(min=1)
-    total = loss.sum() / (denom if denom is not None else parts_here)
+    if per_sequence:
+        per_row = loss.view(rows, slots).sum(-1) / present.view(rows, slots).sum(-1).clamp(min=1)
+        total = per_row.sum() / (denom if denom is not None else rows)
+    else:
+        total = loss.sum() / (denom if denom is not None else parts_here)
     stats = {"clip_frac": float(((clipped > unclipped) & present).sum() / parts_here),
              "ratio": float((ratio.detach() * present).sum() / parts_here), "kl": 0.0}
     return total, stats

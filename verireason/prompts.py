@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 
 from verireason.config import PromptCfg
-from verireason.grading import extract_answer, last_boxed, normalize_final_answer
+from verireason.dapo_strict import answer_shown, strict_verdict
+from verireason.grading import extract_answer, last_boxed
 from verireason.records import Problem
 
 
@@ -41,13 +42,14 @@ def _turns(user: str, prompt: PromptCfg, model_system: str | None) -> list[dict[
 
 
 def judged_text(response: str, prompt: PromptCfg) -> str:
-    """What the verifier is shown of a response: its final answer (paper 1, ``verify_input=answer``: the last
-    ``\\boxed{}`` of the last 300 characters, normalized) or the whole solution."""
+    """What the verifier is shown of a response: its final answer (paper 1, ``verify_input=answer``: the code's
+    ``_extract_answer_text``, the last ``\\boxed{`` of the last 300 characters, normalized) or the whole solution.
+    The code only judges responses that have one; for others (eval on any model) the last answer found is shown."""
     if prompt.verify_input == "solution":
         return response
-    boxed = last_boxed(response[-300:])
-    if boxed is not None:
-        return normalize_final_answer(boxed)
+    shown = answer_shown(response)
+    if shown is not None:
+        return shown
     answer, _ = extract_answer(response)
     return answer if answer is not None else "(no answer given)"
 
@@ -90,7 +92,15 @@ def _word(text: str) -> str:
 
 
 def parse_boxed_yes_no(text: str) -> bool | None:
-    """Paper 1's verdict: the last ``\\boxed{Yes}``/``\\boxed{No}``; else a last "Answer: Yes/No" line."""
+    """Paper 1's verdict as its code grades it (``dapo_strict.strict_verdict``): the last ``\\boxed{`` within the
+    last 200 of the last 300 characters, normalized, exactly "Yes" or "No"."""
+    return strict_verdict(text)
+
+
+def parse_boxed_yes_no_lenient(text: str) -> bool | None:
+    """A lenient reading (ours, ``prompt.verdict=boxed_yes_no_lenient``): the last ``\\boxed{}``/``\\fbox{}``
+    anywhere, any case, synonyms (correct/incorrect, true/false, …); else a last "Answer: Yes/No" line. For small
+    models whose verdicts the official rule would count as none; the papers' numbers use ``boxed_yes_no``."""
     boxed = last_boxed(text)
     if boxed is not None and _word(boxed) in _YES | _NO:
         return _word(boxed) in _YES
@@ -110,14 +120,18 @@ def parse_s2r_sentence(text: str) -> bool | None:
     return True if _S2R_POSITIVE.search(text) else None
 
 
-VERDICT_PARSERS = {"boxed_yes_no": parse_boxed_yes_no, "s2r_sentence": parse_s2r_sentence}
+VERDICT_PARSERS = {"boxed_yes_no": parse_boxed_yes_no, "boxed_yes_no_lenient": parse_boxed_yes_no_lenient,
+                   "s2r_sentence": parse_s2r_sentence}
 
 _VERDICT_WORDS = ("Yes", "No", "yes", "no", "YES", "NO", "Correct", "Incorrect", "correct", "incorrect")
 # Strings that complete a verdict each parser reads; with ``verify.stop_at_verdict`` a verification ends there
 # (the string kept), which saves the tokens a small model writes after its verdict.
+_BOXED_STOPS = (tuple(f"\\boxed{{{w}}}" for w in _VERDICT_WORDS)
+                + tuple(f"\\boxed{{\\text{{{w}}}}}" for w in _VERDICT_WORDS))
 VERDICT_STOPS = {
-    "boxed_yes_no": tuple(f"\\boxed{{{w}}}" for w in _VERDICT_WORDS)
-    + tuple(f"\\boxed{{\\text{{{w}}}}}" for w in _VERDICT_WORDS),
+    "boxed_yes_no": tuple(f"\\boxed{{{w}}}" for w in ("Yes", "No"))
+    + tuple(f"\\boxed{{\\{cmd}{{{w}}}}}" for cmd in ("text", "textbf") for w in ("Yes", "No")),
+    "boxed_yes_no_lenient": _BOXED_STOPS,
     "s2r_sentence": ("the answer is correct", "the answer is incorrect", "The answer is correct",
                      "The answer is incorrect"),
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from functools import partial
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -37,6 +38,7 @@ from verireason.config import SamplingCfg
 from verireason.generation import HFGenerator
 from verireason.losses import (
     DIVERGENCES,
+    PART_AGGS,
     aggregate,
     forward_logits,
     generalized_jsd,
@@ -78,6 +80,15 @@ def build_accelerator(device: str = "auto"):
     from accelerate import Accelerator
 
     return Accelerator(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
+
+
+LOGPROB_TEMPERATURES = ("sampling", "raw")
+LR_STEPS = ("update", "optimizer")
+
+
+def warmup_factor(step: int, warmup: int) -> float:
+    """The LR multiplier at scheduler step ``step``: ``step / warmup`` during warmup (0 at the first), then 1."""
+    return step / warmup if step < warmup else 1.0
 
 
 def chunks(items: Sequence, size: int) -> list:
@@ -140,7 +151,9 @@ class Learner:
                  warmup_steps: int, grad_clip: float, micro_batch_size: int, advantage: str = "grpo",
                  clip_low: float = 0.2, clip_high: float = 0.28, dual_clip: float | None = None,
                  loss_agg: str = "token_mean", kl_coef: float = 0.0, epochs: int = 1, mini_batches: int = 1,
-                 tis_cap: float | None = None, logprob_diff_threshold: float = 0.1,
+                 mini_batch_prompts: int | None = None, tis_cap: float | None = None,
+                 logprob_diff_threshold: float = 0.1, logprob_temperature: str = "sampling",
+                 sampling_temperature: float = 1.0, kl_clamp: float | None = None, lr_step: str = "optimizer",
                  gen_batch_size: int = 64, max_context: int = 4096, distill: Distill | None = None,
                  rollout_engine=None):
         self.accelerator = accelerator
@@ -149,8 +162,18 @@ class Learner:
         self.distill = distill
         if distill is not None and distill.teacher != "live":
             distill.teacher = distill.teacher.to(accelerator.device).train(False).requires_grad_(False)
-        self.hyper = dict(clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, agg=loss_agg, kl_coef=kl_coef)
+        self.hyper = dict(clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip, agg=loss_agg, kl_coef=kl_coef,
+                          kl_clamp=kl_clamp)
         self.advantage, self.epochs, self.mini_batches = advantage, epochs, mini_batches
+        self.mini_batch_prompts = mini_batch_prompts
+        if logprob_temperature not in LOGPROB_TEMPERATURES:
+            raise ValueError(f"unknown logprob_temperature {logprob_temperature!r}; valid: {', '.join(LOGPROB_TEMPERATURES)}")
+        if lr_step not in LR_STEPS:
+            raise ValueError(f"unknown lr_step {lr_step!r}; valid: {', '.join(LR_STEPS)}")
+        # the divisor of the logits for every log-prob the trainer computes (and the engines record)
+        self.temperature = sampling_temperature if logprob_temperature == "sampling" and sampling_temperature > 0 else 1.0
+        self.lr_step = lr_step
+        self.last_lr = lr
         self.micro_batch_size, self.grad_clip = micro_batch_size, grad_clip
         self.warmup_steps = warmup_steps
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -166,8 +189,10 @@ class Learner:
         self.push_seconds = 0.0  # spent pushing weights into the engine, all pushes so far
 
     def _new_scheduler(self):
-        warmup = self.warmup_steps
-        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+        """Linear warmup from 0 to the full rate over ``warmup_steps`` scheduler steps, then constant (verl's
+        ``get_constant_schedule_with_warmup``; HF's warmup likewise starts at 0). The scheduler steps once per
+        ``update`` call (``lr_step=update``, verl) or once per optimizer step (``optimizer``)."""
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, partial(warmup_factor, warmup=self.warmup_steps))
 
     def restart_optimizer(self) -> None:
         """A fresh AdamW state and warmup, as when a new training stage starts from a checkpoint (verify-init)."""
@@ -211,7 +236,8 @@ class Learner:
             return
         with nullcontext(model) if model is not None else self._generation_model() as chosen:
             yield HFGenerator.from_model(chosen, self.tokenizer, batch_size=self.gen_batch_size,
-                                         max_context=self.max_context, record_logprobs=model is None)
+                                         max_context=self.max_context, record_logprobs=model is None,
+                                         logprob_temperature="raw" if self.temperature == 1.0 else "sampling")
 
     def sync_engine(self) -> None:
         """Push the policy's weights into the colocated engine if an optimizer step ran since the last push (the
@@ -255,9 +281,15 @@ class Learner:
         out = []
         for chunk in chunks(list(rollouts), self.micro_batch_size):
             batch = rollouts_to_batch(chunk, [0.0] * len(chunk), self.pad_id).to(self.accelerator.device)
-            logp = token_logprobs(forward_logits(model, batch), batch.targets).float().cpu()
+            logp = token_logprobs(self._logits(model, batch), batch.targets).float().cpu()
             out += [row[len(row) - len(r.completion_ids):] for row, r in zip(logp, chunk)]
         return out
+
+    def _logits(self, model, batch: TrainBatch) -> torch.Tensor:
+        """``model``'s logits [B, C, V] of the batch's completion positions, divided by ``temperature`` (the
+        distribution the log-probs are of: the sampling one, or the raw logits when it is 1)."""
+        logits = forward_logits(model, batch)
+        return logits / self.temperature if self.temperature != 1.0 else logits
 
     def logprobs(self, rollouts: Sequence[Rollout], reference: bool = False) -> list[torch.Tensor]:
         """Per-rollout completion log-probs [len(completion_ids)] under the current policy (or the frozen
@@ -269,22 +301,40 @@ class Learner:
         the rollouts' log-probs under the sampling policy, when the caller already has them (``logprobs``)."""
         rollouts = list(rollouts)
         adv = group_advantages([r.reward for r in rollouts], [r.group for r in rollouts], self.advantage).tolist()
-        if old is None and self.epochs * self.mini_batches > 1:
+        if old is None and (self.epochs > 1 or len(self._mini_batches(rollouts, None)) > 1):
             old = self._logprobs(self.model, rollouts)
         ref = self._logprobs(self.ref_model, rollouts) if self.ref_model is not None and self.hyper["kl_coef"] else None
         order = torch.Generator().manual_seed(seed)
         stats: dict[str, float] = defaultdict(float)
         for _ in range(self.epochs):
-            perm = torch.randperm(len(rollouts), generator=order).tolist() if self.mini_batches > 1 else list(range(len(rollouts)))
-            for mini in _split(perm, self.mini_batches):
+            for mini in self._mini_batches(rollouts, order):
                 for key, value in self._optimizer_step(rollouts, adv, mini, old, ref).items():
                     stats[key] += value
+        if self.lr_step == "update":
+            self.scheduler.step()
         steps = max(stats.pop("optimizer_steps", 1), 1)
         tokens = stats.pop("tokens", 0)
         out = {k: v / steps for k, v in stats.items()}
-        out.update(tokens_in_loss=tokens / self.epochs, lr=self.scheduler.get_last_lr()[0],
+        out.update(tokens_in_loss=tokens / self.epochs, lr=self.last_lr,
                    zero_adv_frac=sum(not _moves(r, a) for r, a in zip(rollouts, adv)) / max(len(adv), 1))
         return out
+
+    def _mini_batches(self, rollouts: Sequence[Rollout], order: torch.Generator | None) -> list[list[int]]:
+        """The rollout indices of each optimizer step of one pass, in a seeded random order (``order``; None: in
+        order). With ``mini_batch_prompts`` the mini-batches have a fixed size, as verl's ``data.split``: that many
+        prompts × each prompt's rollouts, shared over the processes, the last one taking the rest; else
+        ``mini_batches`` nearly equal parts."""
+        n = len(rollouts)
+        perm = list(range(n))
+        if self.mini_batch_prompts is None:
+            if self.mini_batches > 1 and order is not None:
+                perm = torch.randperm(n, generator=order).tolist()
+            return _split(perm, self.mini_batches)
+        per_prompt = n / max(len({r.group for r in rollouts}), 1)
+        size = max(1, round(self.mini_batch_prompts * per_prompt / self.accelerator.num_processes))
+        if size < n and order is not None:
+            perm = torch.randperm(n, generator=order).tolist()
+        return chunks(perm, size)
 
     def _optimizer_step(self, rollouts, adv, indices, old, ref) -> dict[str, float]:
         """Accumulate the mini-batch ``indices`` over micro-batches, then clip and step.
@@ -295,7 +345,7 @@ class Learner:
         number of backward passes, so there all rollouts run.)"""
         tokens = sum(rollouts[i].trained_tokens for i in indices)
         agg = self.hyper["agg"]
-        denom = {"token_mean": tokens, "seq_mean": len(indices),
+        denom = {"token_mean": tokens, "seq_mean": len(indices), "seq_part_mean": len(indices),
                  "part_mean": sum(rollouts[i].part_count for i in indices)}[agg]
         if self.skip_zero_advantage and ref is None and self.distill is None:
             indices = [i for i in indices if _moves(rollouts[i], adv[i])]
@@ -310,7 +360,7 @@ class Learner:
         batches = [rollouts_to_batch([rollouts[i] for i in chunk], [adv[i] for i in chunk], self.pad_id)
                    for chunk in micro]
         for chunk, batch in zip(micro, self._micro_batches(batches)):
-            logits = forward_logits(self.model, batch)  # [B, C, V]
+            logits = self._logits(self.model, batch)  # [B, C, V]
             logp = token_logprobs(logits, batch.targets)  # [B, C]
             width = logp.shape[1]
             old_logp = _pad_left([old[i] for i in chunk], width).to(logp) if old else logp.detach()
@@ -323,12 +373,12 @@ class Learner:
                 if self.tis_cap is not None:
                     weights = tis_weights(old_logp, batch.sample_logp, self.tis_cap)
                     totals["tis_weight"] += float((weights * batch.loss_mask).sum()) / ran
-            if agg == "part_mean":
+            if agg in PART_AGGS:
                 if batch.parts is None:
-                    raise ValueError("loss_agg=part_mean needs rollouts with parts (S²R's actions)")
+                    raise ValueError(f"loss_agg={agg} needs rollouts with parts (S²R's actions)")
                 loss, s = part_pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, batch.parts,
                                        clip_low=self.hyper["clip_low"], clip_high=self.hyper["clip_high"],
-                                       denom=max(denom, 1))
+                                       denom=max(denom, 1), per_sequence=agg == "seq_part_mean")
             else:
                 loss, s = pg_loss(logp, old_logp, batch.advantages, batch.loss_mask, denom=denom, ref_logp=ref_logp,
                                   weights=weights, **self.hyper)
@@ -377,9 +427,11 @@ class Learner:
 
     def _apply(self) -> dict[str, float]:
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.last_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.optimizer.step()
         self.engine_stale = True
-        self.scheduler.step()
+        if self.lr_step == "optimizer":
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return {"grad_norm": float(norm)}
 
@@ -402,7 +454,11 @@ class Learner:
             totals["loss"] += loss.item()
             for key, value in s.items():
                 totals[key] += value * share
-        return {**totals, **self._apply(), "trained_tokens": tokens, "lr": self.scheduler.get_last_lr()[0]}
+        out = {**totals, **self._apply(), "trained_tokens": tokens}
+        out["lr"] = self.last_lr
+        if self.lr_step == "update":  # one sft_update is one update call
+            self.scheduler.step()
+        return out
 
     # --- checkpoints --------------------------------------------------------------------------------------------
 

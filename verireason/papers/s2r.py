@@ -5,7 +5,7 @@ and of its process-level RL that are pure rules, each against the paper's number
   "Let me try again." → …) as SFT segments with train flags (§3.8: verifications and the final correct attempt are
   trained, wrong attempts are not; the retry marker is trained only before the final attempt);
 * ``confirmative_prompt`` / ``post_edit``: the judge's verbatim prompt on the extracted answer and its post-edits;
-* ``filter_verdict``: the conclusion-sentence verdict filter with the code's exact patterns;
+* ``filter_verdict``: the conclusion-sentence verdict filter with the code's exact patterns, order and rewrites;
 * ``plan_trajectory``: difficulty buckets by exact-match wrong count and their keep probabilities;
 * ``PrefixBaseline``: PRL's running baseline keyed by reward-history prefix (merged across processes, used from 10
   occurrences, read from the statistics before the batch, saved in checkpoints).
@@ -35,7 +35,6 @@ INCORRECT = ("is incorrect", "is likely incorrect", "is unlikely correct", "answ
              "result is incorrect")
 CORRECT = ("is correct", "appears to be correct", "answer is reasonable", "solution is correct", "calculation is correct",
            "result is correct", "correctly solved", "answer checks out")
-_CANNOT_VERIFY = re.compile(r"cannot.*verif", re.IGNORECASE | re.DOTALL)
 
 # (least wrong answers, most, wanted wrong attempts, keep probability); §3.8. More than 20 wrong: the top bucket (ours).
 BUCKETS = ((0, 0, 0, 0.2394), (1, 1, 1, 0.5), (2, 3, 2, 0.5), (4, 20, 3, 0.5))
@@ -91,28 +90,48 @@ def post_edit(verification: str) -> str:
     return verification.replace("original answer", "answer").replace(" without solving the problem step by step", "")
 
 
-def conclusion(verification: str) -> str:
-    """The verification's last sentence (split on '.'; the second-to-last piece when the text ends with '.')."""
-    pieces = verification.split(".")
-    return pieces[-2] if verification.endswith(".") and len(pieces) > 1 else pieces[-1]
+def _says_incorrect(sentence: str) -> bool:
+    return any(p in sentence.lower() for p in INCORRECT)
 
 
-def filter_verdict(verification: str) -> bool | None:
-    """The verdict §3.8's filter reads from a verification's conclusion: False for an "incorrect" pattern, True for
-    a "correct" one ("plausible" counts as correct), None when it cannot verify or says neither (dropped)."""
-    last = conclusion(verification).lower()
-    if _CANNOT_VERIFY.search(last):
-        return None
-    if any(p in last for p in INCORRECT):
-        return False
-    if "plausible" in last or any(p in last for p in CORRECT):
-        return True
-    return None
+def _says_correct(sentence: str) -> bool:
+    return any(p in sentence.lower() for p in CORRECT)
+
+
+def filter_verdict(verification: str) -> tuple[bool | None, str]:
+    """The verdict the code's filter (``process_lines`` of ``tools/3_contruct_muliti_turn_data.py``, §3.9) reads
+    from a verification, and the text it keeps: None drops the verification.
+
+    The text is lowercased, stripped and split on '.'; its last sentence is the second-to-last piece when the
+    unstripped text ends with '.', else the last piece. Checked in this order: an "incorrect" pattern, a "correct"
+    one, "plausible" (correct, with "is plausible" rewritten to "is correct" in the kept text), "cannot" with
+    "verif" (dropped); else, with at least three pieces, the sentence before it decides by the same patterns (the
+    text then loses its last '.'-piece), and nothing found there drops it too."""
+    pieces = verification.lower().strip().split(".")
+    ends = verification.endswith(".")
+    last = pieces[-2] if ends else pieces[-1]
+    if _says_incorrect(last):
+        return False, verification
+    if _says_correct(last):
+        return True, verification
+    if "plausible" in last:
+        return True, verification.replace("is plausible", "is correct")
+    if "cannot" in last and "verif" in last:
+        return None, verification
+    if len(pieces) < 3:
+        return None, verification
+    before = pieces[-3] if ends else pieces[-2]
+    cut = ".".join(verification.split(".")[:-1]) + "."
+    if _says_incorrect(before):
+        return False, cut
+    if _says_correct(before):
+        return True, cut
+    return None, verification
 
 
 def keep_verification(verification: str, truth: bool) -> bool:
     """Kept only if its verdict agrees with the answer's true correctness (§3.3 step 3)."""
-    verdict = filter_verdict(verification)
+    verdict, _ = filter_verdict(verification)
     return verdict is not None and verdict == truth
 
 
@@ -162,6 +181,9 @@ class PrefixBaseline:
     min_count: int = 10
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    # the prefixes tracked (the code's initialize_baseline list); any other never gets statistics (baseline 0).
+    # None: every prefix is tracked
+    tracked: frozenset[str] | None = None
 
     def value(self, key: str) -> float:
         n = self.counts.get(key, 0)
@@ -172,6 +194,8 @@ class PrefixBaseline:
         """``r − b(h)`` for this process's (prefix, reward) actions; then every process's actions update the means."""
         out = [reward - self.value(key) for key, reward in batch]
         for key, reward in gather(list(batch)):
+            if self.tracked is not None and key not in self.tracked:
+                continue
             self.sums[key] = self.sums.get(key, 0.0) + reward
             self.counts[key] = self.counts.get(key, 0) + 1
         return out
@@ -181,3 +205,36 @@ class PrefixBaseline:
 
     def load_state(self, state: dict) -> None:
         self.sums, self.counts = dict(state["sums"]), {k: int(v) for k, v in state["counts"].items()}
+
+
+def load_prefix_whitelist(path: str) -> frozenset[str]:
+    """The reward-history prefixes PRL's baseline tracks, from ``path``: a JSON list of keys, a JSON object whose
+    ``global_prefix_counts`` (a ``prefix_baseline.json`` of the official trainer) or own keys are the prefixes, or the
+    official ``rloo_trainer.py``, whose ``key_list = [...]`` literal is parsed (``ast.literal_eval``; never run).
+    One-line error when it has none."""
+    import ast
+    import json
+    from pathlib import Path
+
+    from verireason.errors import UserError
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"rl.prefix_whitelist={path!r} is not a file (a JSON list of prefixes, a prefix_baseline.json "
+                        f"or the official rloo_trainer.py)")
+    text = file.read_text(encoding="utf-8", errors="replace")
+    keys = None
+    if file.suffix == ".py":
+        found = re.search(r"key_list\s*=\s*(\[[^\]]*\])", text)
+        keys = ast.literal_eval(found.group(1)) if found else None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            data = data.get("global_prefix_counts", data)
+        keys = list(data) if isinstance(data, (list, dict)) else None
+    if not keys or not all(isinstance(k, str) for k in keys):
+        raise UserError(f"rl.prefix_whitelist={path!r} holds no list of prefix strings")
+    return frozenset(keys)

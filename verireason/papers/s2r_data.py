@@ -124,8 +124,7 @@ def judge(judge_model: Judge, samples: Sequence[Sample], log: RecordLog, max_ans
             texts = judge_model.answer([confirmative_prompt(q, a) for _, a, _, q in chunk], seed + start)
             records = []
             for ((bench, pid), answer, truth, _), text in zip(chunk, texts):
-                edited = post_edit(text)
-                verdict = filter_verdict(edited)
+                verdict, edited = filter_verdict(post_edit(text))
                 records.append(Judgement(bench, pid, answer, truth, edited, verdict, verdict is not None and verdict == truth))
             log.append(records)
             bar.update(len(chunk))

@@ -1,8 +1,8 @@
 """Paper 3, S²R's online RL (papers.md §3.5, corrected by the official code in §3.8): outcome-level (ORL) and
 process-level (PRL) rewards over a response's actions, as rollouts for the one update path.
 
-A response is split into actions on token ids (``split_actions``): "Wait," opens a verify action, "Let me try
-again." (with the line break after it) opens a solve action, and each delimiter is an action of its own; the EOS
+A response is split into actions as the code splits it (``papers.s2r_actions``): "Wait," opens a verify action,
+"Let me try again.\n\n" a solve action, with PRL's merge of repeated delimiters and its empty actions; the EOS
 token is never a label. Then:
 
 * ORL (``orl_advantages``): reward ±1 for the last attempt's answer, the RLOO baseline over the 4 samples of a
@@ -10,7 +10,9 @@ token is never a label. Then:
   whole response is one part, so the PPO ratio is taken from its mean log-ratio.
 * PRL (``prl_advantages``): per-action rewards (solve ±1; verify +1 when its verdict matches the truth of the
   attempt before it), the running ``PrefixBaseline`` keyed by reward history, bonuses after the baseline, the
-  truncation rule, and each part's advantage minus ``kl_coef`` × its own summed KL.
+  truncation rule (a flat −1), and each part's advantage minus ``kl_coef`` × its own summed KL; all delimiter
+  tokens of a response form one part (``delimiter_parts=pooled``); the loss is averaged over each sequence's
+  parts, then over sequences (``algo.loss_agg=seq_part_mean``).
 
 ``S2RTraining.step`` is one RL step of either; ``held_out`` is the §3.6 greedy evaluation with the Fig. 3 rates.
 """
@@ -27,102 +29,14 @@ from verireason.config import PromptCfg, SamplingCfg
 from verireason.data import step_problems
 from verireason.grading import Grader
 from verireason.metrics import transition_rates, verification_metrics
-from verireason.papers.s2r import RECHECK, RETRY, PrefixBaseline, history_keys
-from verireason.prompts import chat_text, parse_s2r_sentence, solve_messages
+from verireason.papers.s2r import PrefixBaseline, history_keys
+from verireason.papers.s2r_actions import Action, Scored, delimiter_ids, score_actions, split_actions
+from verireason.prompts import chat_text, solve_messages
 from verireason.records import Problem, Rollout
 from verireason.trainer import Learner, Timer
 
 LEVELS = ("orl", "prl")
-VERIFY_WORD = "Wait,"  # the code's parser: a verify action starts at the token ids of "Wait," (§3.2)
-
-
-@dataclass(frozen=True)
-class Action:
-    """A span [start, end) of a response's token ids: ``solve``, ``verify`` or ``delimiter``."""
-
-    kind: str
-    start: int
-    end: int
-
-
-def _span_ids(tokenizer, text: str, phrase: str) -> tuple[int, ...]:
-    """The token ids that cover ``phrase`` where it first occurs in ``text``, tokenized in that context (so the
-    whitespace around a delimiter tokenizes as it does inside a response)."""
-    begin = text.index(phrase)
-    end = begin + len(phrase)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    return tuple(i for i, (a, b) in zip(enc["input_ids"], enc["offset_mapping"]) if a < end and b > begin)
-
-
-def delimiter_ids(tokenizer) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(ids of "Wait,", ids of "Let me try again.\\n\\n") as the tokenizer writes them inside an S²R response."""
-    verify = _span_ids(tokenizer, f"x = 1.{RECHECK}Check.", VERIFY_WORD)
-    retry = _span_ids(tokenizer, f"x = 1.{RETRY}We have", RETRY.lstrip("\n"))
-    return verify, retry
-
-
-def split_actions(ids: Sequence[int], verify: Sequence[int], retry: Sequence[int], eos_id: int | None) -> list[Action]:
-    """The actions of a response's token ids: solve first; "Wait," opens a verify action, "Let me try again." a
-    solve action; each delimiter is its own action; a final EOS belongs to none (it is never a label)."""
-    end = len(ids) - 1 if ids and eos_id is not None and ids[-1] == eos_id else len(ids)
-    actions, kind, start, i = [], "solve", 0, 0
-    verify, retry = tuple(verify), tuple(retry)
-    while i < end:
-        hit = next(((d, k) for d, k in ((verify, "verify"), (retry, "solve"))
-                    if d and tuple(ids[i : i + len(d)]) == d and i + len(d) <= end), None)
-        if hit is None:
-            i += 1
-            continue
-        delim, opens = hit
-        if i > start:
-            actions.append(Action(kind, start, i))
-        actions.append(Action("delimiter", i, i + len(delim)))
-        kind, start, i = opens, i + len(delim), i + len(delim)
-    if end > start:
-        actions.append(Action(kind, start, end))
-    return actions
-
-
-def s2r_verdict(text: str, last: bool) -> bool:
-    """The verdict of a verify action as the code's ``get_veri_answer`` reads it: the verdict sentence, then its
-    phrase fallbacks, else "correct" for the response's last action and "incorrect" for any other (§3.2)."""
-    verdict = parse_s2r_sentence(text)
-    return last if verdict is None else verdict
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A response's actions with their truth: per solve action its correctness, per verify action its verdict
-    and the truth of the attempt it checks."""
-
-    actions: list[Action]
-    correct: dict[int, bool]  # action index → correctness (solve actions)
-    verdicts: dict[int, tuple[bool, bool]]  # action index → (verdict, truth of the preceding attempt)
-    finished: bool  # ended with EOS
-
-    @property
-    def attempts(self) -> list[bool]:
-        return [self.correct[i] for i in sorted(self.correct)]
-
-    @property
-    def last_correct(self) -> bool:
-        return bool(self.attempts) and self.attempts[-1]
-
-
-def score_actions(ids: Sequence[int], actions: list[Action], decode: Callable[[Sequence[int]], str],
-                  solve_correct: Sequence[bool], finished: bool) -> Scored:
-    """A response's actions with the correctness of its solve actions (``solve_correct``, in order) and each verify
-    action's verdict against the attempt before it."""
-    correct, verdicts, previous = {}, {}, None
-    grades = iter(solve_correct)
-    real = [k for k, a in enumerate(actions) if a.kind != "delimiter"]
-    for k in real:
-        a = actions[k]
-        if a.kind == "solve":
-            correct[k] = previous = next(grades)
-        elif previous is not None:
-            verdicts[k] = (s2r_verdict(decode(ids[a.start : a.end]), last=k == real[-1]), previous)
-    return Scored(actions, correct, verdicts, finished)
+DELIMITER_PARTS = ("pooled", "each")
 
 
 # --- advantages -------------------------------------------------------------------------------------------------
@@ -135,10 +49,9 @@ def orl_advantages(rewards: Sequence[float], groups: Sequence, kl_sums: Sequence
     return [0.0 if b == 0 else b - kl_coef * k for b, k in zip(base, kl_sums)]
 
 
-def action_rewards(scored: Scored, truncation_penalty: bool = True) -> list[tuple[str, float] | None]:
+def action_rewards(scored: Scored) -> list[tuple[str, float] | None]:
     """Raw PRL reward per action (None for a delimiter): solve ±1; verify +1 when its verdict equals the truth of
-    the attempt before it, else −1 (a verify action before any attempt: −1); the last action of a response cut
-    off without EOS gets −1 when the response has at least one delimiter (§3.8)."""
+    the attempt before it, else −1. Empty actions get theirs too (the code grades "" as a wrong attempt)."""
     out: list[tuple[str, float] | None] = []
     for k, a in enumerate(scored.actions):
         if a.kind == "delimiter":
@@ -148,10 +61,6 @@ def action_rewards(scored: Scored, truncation_penalty: bool = True) -> list[tupl
         else:
             verdict = scored.verdicts.get(k)
             out.append(("verify", 1.0 if verdict is not None and verdict[0] == verdict[1] else -1.0))
-    delimited = any(a.kind == "delimiter" for a in scored.actions)
-    real = [k for k, r in enumerate(out) if r is not None]
-    if truncation_penalty and not scored.finished and delimited and real:
-        out[real[-1]] = (out[real[-1]][0], -1.0)
     return out
 
 
@@ -173,10 +82,12 @@ def prl_advantages(scored: Sequence[Scored], kl_parts: Sequence[Sequence[float]]
                    kl_coef: float, gather: Callable[[list], list] = lambda items: items, *,
                    verify_bonus: bool = True, flip_bonus: bool = True,
                    truncation_penalty: bool = True) -> list[list[float]]:
-    """PRL's advantage per action of each response (§3.5, §3.8): ``(r − b(h)) × bonus − kl_coef · Σ_{t∈part} KL_t``,
-    b read from the statistics before this batch (then every process's actions update it, through ``gather``);
-    delimiters have no reward and keep only their KL term."""
-    rewards = [action_rewards(s, truncation_penalty) for s in scored]
+    """PRL's advantage per action of each response (§3.5, §3.8, §3.9): ``(r − b(h)) × bonus − kl_coef · KL_part``,
+    b read from the statistics before this batch (then every process's actions update them with their **raw**
+    rewards, through ``gather``). The last piece of a response cut off without EOS, after at least one delimiter,
+    gets a flat −1 instead of ``(r − b) × bonus`` (``truncation_penalty``). A delimiter has no reward and keeps only
+    its KL term (``kl_parts[i][k]``: the KL of the part action k's tokens are trained in)."""
+    rewards = [action_rewards(s) for s in scored]
     batch = []
     for per in rewards:
         real = [r for r in per if r is not None]
@@ -184,10 +95,11 @@ def prl_advantages(scored: Sequence[Scored], kl_parts: Sequence[Sequence[float]]
     centred = iter(baseline.advantages(batch, gather))
     out = []
     for s, per, kl in zip(scored, rewards, kl_parts):
+        cut = s.truncated_last if truncation_penalty else None
         row = []
         for k, r in enumerate(per):
             a = 0.0 if r is None else next(centred) * bonus(s, k, verify_bonus, flip_bonus)
-            row.append(a - kl_coef * kl[k])
+            row.append((-1.0 if k == cut else a) - kl_coef * kl[k])
         out.append(row)
     return out
 
@@ -195,13 +107,31 @@ def prl_advantages(scored: Sequence[Scored], kl_parts: Sequence[Sequence[float]]
 # --- the training step ------------------------------------------------------------------------------------------
 
 
-def part_tokens(actions: Sequence[Action], length: int) -> tuple[tuple[int, ...], tuple[bool, ...]]:
-    """Per-token part index (-1 outside every action, e.g. the EOS) and trained flags for a response of
-    ``length`` tokens."""
+def part_tokens(actions: Sequence[Action], length: int, pooled: bool = True) -> tuple[tuple[int, ...], tuple[bool, ...]]:
+    """Per-token part index (-1 outside every trained action, e.g. the EOS or a trailing PRL delimiter) and trained
+    flags for a response of ``length`` tokens. ``pooled``: every delimiter token of the response is in one part
+    (the code's part 0: one ratio and one KL sum for all of them); else each delimiter is its own part (ours)."""
     parts = [-1] * length
+    first_delimiter = next((k for k, a in enumerate(actions) if a.kind == "delimiter"), None)
     for k, a in enumerate(actions):
-        parts[a.start : a.end] = [k] * (a.end - a.start)
+        if a.trained:
+            part = first_delimiter if pooled and a.kind == "delimiter" else k
+            parts[a.start : a.end] = [part] * (a.end - a.start)
     return tuple(parts), tuple(p >= 0 for p in parts)
+
+
+def part_kl(delta: torch.Tensor, parts: Sequence[int], actions: Sequence[Action]) -> list[float]:
+    """Per action, the summed ``delta`` (log π_old − log π_ref) over the tokens of the part it is trained in (a
+    pooled delimiter carries the whole pool's sum; an untrained action 0)."""
+    sums: dict[int, float] = {}
+    for t, p in enumerate(parts):
+        if p >= 0:
+            sums[p] = sums.get(p, 0.0) + float(delta[t])
+    out = []
+    for k, a in enumerate(actions):
+        part = parts[a.start] if a.end > a.start else -1
+        out.append(sums.get(part, 0.0) if a.trained else 0.0)
+    return out
 
 
 def response_metrics(scored: Sequence[Scored], prefix: str) -> dict[str, float]:
@@ -242,13 +172,18 @@ class S2RTraining:
     verify_bonus: bool = True
     flip_bonus: bool = True
     truncation_penalty: bool = True
+    verdict: str = "code"  # s2r_actions.VERDICT_RULES
+    delimiter_parts: str = "pooled"  # pooled (the code's) | each
+    delimiter_tokens: str = "alone"  # s2r_actions.DELIMITER_TOKENS
     baseline: PrefixBaseline = field(default_factory=PrefixBaseline)
     on_rollouts: Callable[[int, list[Rollout]], None] = lambda step, rollouts: None
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"unknown level {self.level!r}; valid: {', '.join(LEVELS)}")
-        self.delimiters = delimiter_ids(self.learner.tokenizer)
+        if self.delimiter_parts not in DELIMITER_PARTS:
+            raise ValueError(f"unknown delimiter_parts {self.delimiter_parts!r}; valid: {', '.join(DELIMITER_PARTS)}")
+        self.delimiters = delimiter_ids(self.learner.tokenizer, self.delimiter_tokens)
 
     def _seed(self, step: int) -> int:
         return self.seed * 7_919 + step * 104_729
@@ -263,7 +198,8 @@ class S2RTraining:
         rows = []
         for (bench, p), text, completions in zip(problems, texts, outputs):
             ids = tuple(tok(text, add_special_tokens=False)["input_ids"])
-            rows += [(f"{bench}/{p.id}", p, text, ids, c, split_actions(c.token_ids, *self.delimiters, tok.eos_token_id))
+            rows += [(f"{bench}/{p.id}", p, text, ids, c,
+                      split_actions(c.token_ids, *self.delimiters, tok.eos_token_id, merge=self.level == "prl"))
                      for c in completions]
         attempts = [(tok.decode(c.token_ids[a.start : a.end]), p.answer)
                     for _, p, _, _, c, actions in rows for a in actions if a.kind == "solve"]
@@ -272,7 +208,8 @@ class S2RTraining:
         for group, p, text, ids, c, actions in rows:
             solved = [next(grades) for a in actions if a.kind == "solve"]
             out.append((group, p, text, ids, c,
-                        score_actions(c.token_ids, actions, tok.decode, solved, c.finish_reason == "stop")))
+                        score_actions(c.token_ids, actions, tok.decode, solved, c.finish_reason == "stop",
+                                      self.verdict)))
         return out
 
     def step(self, step: int, timer: Timer) -> dict:
@@ -296,9 +233,9 @@ class S2RTraining:
         return {**metrics, **{f"update/{k}": v for k, v in update.items()}}
 
     def _rollout(self, group: str, p: Problem, text: str, ids: tuple[int, ...], c, s: Scored) -> Rollout:
-        """A response as a rollout: reward ±1 for its last attempt; trained on every action token (never the EOS);
-        parts: one per action (PRL) or one for the whole response (ORL)."""
-        parts, trained = part_tokens(s.actions, len(c.token_ids))
+        """A response as a rollout: reward ±1 for its last attempt; trained on every trained action's tokens (never
+        the EOS); parts: one per action with the delimiters pooled (PRL) or one for the whole response (ORL)."""
+        parts, trained = part_tokens(s.actions, len(c.token_ids), pooled=self.delimiter_parts == "pooled")
         if self.level == "orl":
             parts = tuple(0 if f else -1 for f in trained)
         return Rollout("s2r", group, text, c.text, ids, c.token_ids, 1.0 if s.last_correct else -1.0, c.finish_reason,
@@ -312,7 +249,7 @@ class S2RTraining:
             sums = [float(d[torch.tensor(r.trained)].sum()) if r.trained_tokens else 0.0 for d, r in zip(delta, rollouts)]
             adv = orl_advantages([r.reward for r in rollouts], [r.group for r in rollouts], sums, self.kl_coef)
             return [replace(r, token_advantages=(a,) * len(r.completion_ids)) for r, a in zip(rollouts, adv)]
-        kl_parts = [[float(d[a.start : a.end].sum()) for a in s.actions] for d, s in zip(delta, scored)]
+        kl_parts = [part_kl(d, r.parts, s.actions) for d, r, s in zip(delta, rollouts, scored)]
         adv = prl_advantages(scored, kl_parts, self.baseline, self.kl_coef, self.learner.gather,
                              verify_bonus=self.verify_bonus, flip_bonus=self.flip_bonus,
                              truncation_penalty=self.truncation_penalty)

@@ -21,9 +21,9 @@ process builds the same verification set and the logged metrics cover the whole 
 * ``verify_init``: ``verify_only`` for ``init_steps`` steps, then ``generate`` from that state with a fresh
   optimizer and warmup (the paper runs the second stage as a new job from the first stage's checkpoint).
 * ``verify_alter``: a generation update every step; each step's balanced verification pairs go into a buffer;
-  every ``interval`` steps one verification update on up to ``verify_batch`` shuffled buffered pairs, then the
-  buffer is flushed and the current step's pairs added (the official alternating trainer). Separate updates,
-  separate metrics.
+  every ``interval`` steps one verification update on the first chunk of the shuffled buffer (the last buffered
+  set's ``target_size``, or ``verify_batch``), then the buffer is flushed and the current step's pairs added (the
+  official alternating trainer). Separate updates, separate metrics.
 * ``mixed``: generation and verification rollouts of the same step in one batch and one loss. **Our
   interpretation** of the paper's Mixed-Train baseline, which has no released code.
 """
@@ -36,7 +36,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from verireason.balance import balanced_verification_set
+from verireason.balance import BalancedSet, balanced_set
 from verireason.config import PromptCfg, SamplingCfg
 from verireason.data import step_problems
 from verireason.grading import Grader
@@ -74,7 +74,8 @@ class Objectives:
     prompts_per_step: int
     seed: int = 0
     reward: dict | None = None  # solve_reward keyword arguments
-    pass_rate_scale: bool = False
+    pass_rate_scale: bool = True  # the code's ×min(pass_rate, 0.5) on verification rewards
+    stage2_reward: dict | None = None  # verify_init's second stage's rewards, where they differ
     on_rollouts: Callable[[int, list[Rollout]], None] = no_log
 
     def _seed(self, step: int) -> int:
@@ -94,14 +95,19 @@ class Objectives:
                  for (slot, (bench, p)), text, cs in zip(slots, texts, outputs) for k, c in enumerate(cs)]
         with timer.phase("grade"):
             grades = self.grader.grade_many([(c.text, p.answer) for _, p, _, _, c, _ in pairs])
+        # The code labels a sample by its reward (reward >= 0.5 is "Yes"), the overlong penalty included, and a
+        # group's pass rate is its share of such samples (§1.6b).
+        rewards = [solve_reward(g.correct, c.tokens, self.sampling.max_tokens, **(self.reward or {}))
+                   for (_, _, _, _, c, _), g in zip(pairs, grades)]
+        labels = [g.formatted and r >= 0.5 for g, r in zip(grades, rewards)]
         rates: dict[str, list[bool]] = {}
-        for (_, _, _, _, _, group), g in zip(pairs, grades):  # a group lives on one process: its pass rate is local
-            rates.setdefault(group, []).append(g.correct)
+        for (_, _, _, _, _, group), label in zip(pairs, labels):  # a group lives on one process: its rate is local
+            rates.setdefault(group, []).append(label)
         prompt_ids = {t: tuple(tok(t, add_special_tokens=False)["input_ids"]) for t in texts}
         samples, rollouts = [], []
-        for (bench, p, text, k, c, group), g in zip(pairs, grades):
-            samples.append(graded_sample(bench, p, text, k, c, g, {"pass_rate": _mean(rates[group]), "group": group}))
-            reward = solve_reward(g.correct, c.tokens, self.sampling.max_tokens, **(self.reward or {}))
+        for (bench, p, text, k, c, group), g, reward, label in zip(pairs, grades, rewards, labels):
+            meta = {"pass_rate": _mean(rates[group]), "group": group, "label": label}
+            samples.append(graded_sample(bench, p, text, k, c, g, meta))
             rollouts.append(Rollout("generate", group, text, c.text, prompt_ids[text],
                                     c.token_ids, reward, c.finish_reason,
                                     {"problem_id": p.id, "correct": g.correct, "extracted": g.extracted},
@@ -114,12 +120,14 @@ class Objectives:
                    "generate/boxed": _mean([s.formatted for s in everything])}
         return SolveBatch(rollouts, everything, metrics)
 
-    def balanced(self, samples: Sequence[Sample], step: int) -> list[tuple[Sample, bool]]:
-        """§1.4 steps 2-5 on every process's samples, with the same seeded choices on every process."""
+    def balanced(self, samples: Sequence[Sample], step: int) -> BalancedSet:
+        """§1.4 steps 2-5 (§1.6b) on every process's samples, with the same seeded choices on every process; a
+        sample's label is the code's ``reward >= 0.5`` (``meta["label"]``)."""
         groups: dict[str, list[Sample]] = {}
         for s in samples:
             groups.setdefault(s.meta["group"], []).append(s)
-        return balanced_verification_set(list(groups.values()), random.Random(self.seed * 1_000_003 + step))
+        return balanced_set(list(groups.values()), random.Random(self.seed * 1_000_003 + step),
+                            label=lambda s: s.meta.get("label", s.correct))
 
     def verify(self, pairs: Sequence[tuple[Sample, bool]], step: int, timer: Timer,
                prefix: str = "verify") -> tuple[list[Rollout], dict[str, float]]:
@@ -130,13 +138,17 @@ class Objectives:
         with timer.phase("gen"):
             outputs = self.learner.generate(texts, self.verify_sampling, self._seed(step) + 1)
         rollouts, outcomes = [], []
+        overlong = self.reward or {}
         for (i, (s, label)), text, completions in zip(mine, texts, outputs):
             ids = tuple(tok(text, add_special_tokens=False)["input_ids"])
             rate = s.meta.get("pass_rate") if self.pass_rate_scale else None
             for c in completions:
                 claimed = parse_verdict(c.text, self.prompt.verdict)
+                reward = verify_reward(claimed, label, rate, tokens=c.tokens, max_tokens=self.verify_sampling.max_tokens,
+                                       overlong_buffer=overlong.get("overlong_buffer", 0),
+                                       overlong_penalty=overlong.get("overlong_penalty", 1.0))
                 rollouts.append(Rollout("verify", f"verify-{step}-{i}", text, c.text, ids, c.token_ids,
-                                        verify_reward(claimed, label, rate), c.finish_reason,
+                                        reward, c.finish_reason,
                                         {"problem_id": s.problem_id, "label": label, "claimed": claimed},
                                         sample_logprobs=c.logprobs))
                 outcomes.append((claimed, label, c.tokens, rollouts[-1].reward))
@@ -172,30 +184,32 @@ class Schedule:
     verify_batch: int | None = None
     probe_every: int = 0
     buffer: list[tuple[Sample, bool]] = field(default_factory=list)  # verify_alter's pending pairs
+    chunk: int = 0  # verify_alter: the last buffered set's target_size, the code's chunk of the buffer
 
     def step(self, obj: Objectives, step: int, timer: Timer) -> dict:
         return SCHEDULES[self.name](self, obj, step, timer)
 
     def state(self) -> dict:
         """What a checkpoint must keep: the verify-alter buffer."""
-        return {"buffer": [[dataclasses.asdict(s), label] for s, label in self.buffer]}
+        return {"buffer": [[dataclasses.asdict(s), label] for s, label in self.buffer], "chunk": self.chunk}
 
     def load_state(self, state: dict) -> None:
         self.buffer = [(Sample(**s), label) for s, label in state.get("buffer", [])]
+        self.chunk = int(state.get("chunk", 0))
 
 
 def generate(schedule: Schedule, obj: Objectives, step: int, timer: Timer) -> dict:
     batch = obj.solve(step, timer)
     metrics = dict(batch.metrics)
     if schedule.probe_every and step % schedule.probe_every == 0:  # measured before the update, like the samples
-        _, probe = obj.verify(obj.balanced(batch.samples, step), step, timer, prefix="probe")
+        _, probe = obj.verify(obj.balanced(batch.samples, step).pairs, step, timer, prefix="probe")
         metrics.update(probe)
     return {**metrics, **obj.update("generate", batch.rollouts, step, timer)}
 
 
 def verify_only(schedule: Schedule, obj: Objectives, step: int, timer: Timer) -> dict:
     batch = obj.solve(step, timer)  # data only: no update on these
-    rollouts, metrics = obj.verify(obj.balanced(batch.samples, step), step, timer)
+    rollouts, metrics = obj.verify(obj.balanced(batch.samples, step).pairs, step, timer)
     return {**batch.metrics, **metrics, **obj.update("verify", rollouts, step, timer)}
 
 
@@ -204,26 +218,38 @@ def verify_init(schedule: Schedule, obj: Objectives, step: int, timer: Timer) ->
         return {**verify_only(schedule, obj, step, timer), "stage": 1}
     if step == schedule.init_steps + 1:
         obj.learner.restart_optimizer()
+    if obj.stage2_reward is not None:
+        obj.reward = obj.stage2_reward
     return {**generate(schedule, obj, step, timer), "stage": 2}
 
 
 def verify_alter(schedule: Schedule, obj: Objectives, step: int, timer: Timer) -> dict:
+    """The official alternating trainer: every ``interval`` steps, the shuffled buffer's first chunk, of the last
+    buffered set's ``target_size`` = 2 × (valid groups // 2) (``verify_batch`` overrides it), gets one verification
+    update, and the buffer is flushed. Where that size is 0 the code crashes (``range`` with step 0); here the
+    update is skipped and the buffer still flushed."""
     batch = obj.solve(step, timer)
     metrics = {**batch.metrics, **obj.update("generate", batch.rollouts, step, timer)}
     if step % schedule.interval == 0 and schedule.buffer:
         pending = list(schedule.buffer)
         random.Random(obj.seed * 1_000_003 + step + 17).shuffle(pending)
-        rollouts, verify_metrics = obj.verify(pending[: schedule.verify_batch or obj.prompts_per_step], step, timer)
-        metrics.update(verify_metrics)
-        metrics.update(obj.update("verify", rollouts, step, timer))
+        chunk = schedule.verify_batch or schedule.chunk
+        if chunk:
+            rollouts, verify_metrics = obj.verify(pending[:chunk], step, timer)
+            metrics.update(verify_metrics)
+            metrics.update(obj.update("verify", rollouts, step, timer))
+        else:
+            metrics["verify/skipped"] = 1.0
         schedule.buffer = []
-    schedule.buffer += obj.balanced(batch.samples, step)
+    balanced = obj.balanced(batch.samples, step)
+    schedule.buffer += balanced.pairs
+    schedule.chunk = balanced.target_size
     return {**metrics, "verify/buffer": len(schedule.buffer)}
 
 
 def mixed(schedule: Schedule, obj: Objectives, step: int, timer: Timer) -> dict:
     batch = obj.solve(step, timer)
-    rollouts, metrics = obj.verify(obj.balanced(batch.samples, step), step, timer)
+    rollouts, metrics = obj.verify(obj.balanced(batch.samples, step).pairs, step, timer)
     return {**batch.metrics, **metrics, **obj.update("mixed", batch.rollouts + rollouts, step, timer)}
 
 

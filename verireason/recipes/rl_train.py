@@ -24,7 +24,7 @@ from verireason.data import load_problems
 from verireason.errors import UserError
 from verireason.generation import pick_training_engine
 from verireason.grading import GRADERS, Grader
-from verireason.losses import LOSS_AGG
+from verireason.losses import LOSS_AGG, PART_AGGS
 from verireason.metrics import summarize
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
 from verireason.plotting import TRAINING_PANELS, plot_training
@@ -32,7 +32,7 @@ from verireason.prompts import VERDICT_PARSERS, chat_text, solve_messages
 from verireason.records import Problem, graded_sample
 from verireason.papers.self_verify import SCHEDULES, Objectives, Schedule, no_log
 from verireason.tracking import RecordLog, RunLog, read_metrics
-from verireason.trainer import Distill, Learner, build_accelerator, rl_loop
+from verireason.trainer import LOGPROB_TEMPERATURES, LR_STEPS, Distill, Learner, build_accelerator, rl_loop
 
 COMMAND_SCHEDULES = {"rl-gen": ("generate",), "rl-verify": tuple(SCHEDULES)}
 
@@ -44,6 +44,10 @@ def check(cfg: RLCfg, command: str) -> None:
         hint = " (verification schedules are rl-verify's)" if command == "rl-gen" else ""
         raise UserError(f"{command}: unknown schedule.name={cfg.schedule.name!r}; valid: {', '.join(valid)}{hint}")
     check_choices(cfg)
+    buffer = overlong_buffer(cfg)
+    if buffer > cfg.sampling.max_tokens:  # the official reward manager asserts this too
+        raise UserError(f"reward.overlong_buffer={buffer} is longer than sampling.max_tokens="
+                        f"{cfg.sampling.max_tokens}; valid: 0 (off) to {cfg.sampling.max_tokens}")
 
 
 def problems_of(benches: dict, data_dir: str | None, limit: int | None) -> list[tuple[str, Problem]]:
@@ -64,7 +68,8 @@ def build_learner(cfg, path: str, accelerator, distill: Distill | None = None, r
     wanted = cfg.algo.kl_coef or reference
     ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if wanted else None
     return Learner(accelerator, policy, load_tokenizer(path), ref_model=ref, **asdict(cfg.optim),
-                   **asdict(cfg.algo), gen_batch_size=cfg.engine.batch_size, max_context=cfg.model.max_context,
+                   **asdict(cfg.algo), sampling_temperature=cfg.sampling.temperature,
+                   gen_batch_size=cfg.engine.batch_size, max_context=cfg.model.max_context,
                    distill=distill, rollout_engine=build_rollout_engine(cfg, path, accelerator))
 
 
@@ -79,17 +84,37 @@ def build_rollout_engine(cfg, path: str, accelerator):
     return ColocatedVLLM(path, dtype=cfg.model.dtype, max_context=cfg.model.max_context,
                          seed=cfg.seed + accelerator.process_index,
                          gpu_memory_utilization=e.train_gpu_memory_utilization,
-                         enable_prefix_caching=e.enable_prefix_caching, sleep_level=e.sleep_level)
+                         enable_prefix_caching=e.enable_prefix_caching, sleep_level=e.sleep_level,
+                         logprob_temperature=cfg.algo.logprob_temperature)
+
+
+OFFICIAL_OVERLONG = {"verify_only": 512, "verify_init": 512}  # Learning_to_self_verify.sh; the other scripts: off
+
+
+def overlong_buffer(cfg: RLCfg) -> int:
+    """``reward.overlong_buffer``, or where it is null the schedule's official script's (papers.md §1.6b). Where the
+    script's buffer is longer than ``sampling.max_tokens`` (a laptop run: the official reward manager refuses to
+    start there) it is off."""
+    if cfg.reward.overlong_buffer is not None:
+        return cfg.reward.overlong_buffer
+    official = OFFICIAL_OVERLONG.get(cfg.schedule.name, 0)
+    return official if official <= cfg.sampling.max_tokens else 0
 
 
 def check_choices(cfg) -> None:
     """The named choices every training config shares: advantage, loss aggregation, grader, verdict parser."""
     choices = (("algo.advantage", cfg.algo.advantage, ADVANTAGES), ("algo.loss_agg", cfg.algo.loss_agg, LOSS_AGG),
-               ("grader.name", cfg.grader.name, GRADERS), ("prompt.verdict", cfg.prompt.verdict, VERDICT_PARSERS))
+               ("grader.name", cfg.grader.name, GRADERS), ("prompt.verdict", cfg.prompt.verdict, VERDICT_PARSERS),
+               ("algo.logprob_temperature", cfg.algo.logprob_temperature, LOGPROB_TEMPERATURES),
+               ("optim.lr_step", cfg.optim.lr_step, LR_STEPS))
     for key, value, valid in choices:
         if value not in valid:
             raise UserError(f"unknown {key}={value!r}; valid: {', '.join(valid)}")
-    if cfg.algo.tis_cap is not None and cfg.algo.loss_agg == "part_mean":
+    if cfg.algo.mini_batch_prompts is not None and cfg.algo.mini_batches > 1:
+        raise UserError(f"algo.mini_batches={cfg.algo.mini_batches} and algo.mini_batch_prompts="
+                        f"{cfg.algo.mini_batch_prompts} both size the mini-batches: set one and null the other "
+                        f"(algo.mini_batch_prompts=null algo.mini_batches=N for N equal parts)")
+    if cfg.algo.tis_cap is not None and cfg.algo.loss_agg in PART_AGGS:
         raise UserError("algo.tis_cap weights tokens; loss_agg=part_mean takes one ratio per action: use one or the "
                         "other")
     if pick_training_engine(cfg.engine.name) == "vllm" and cfg.engine.tensor_parallel_size != 1:
@@ -146,14 +171,20 @@ def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
     start, state = restore(learner, log, resume_from, run_dir, main)
     schedule.load_state(state)
     grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)
+    official = OFFICIAL_OVERLONG.get(cfg.schedule.name, 0)
+    if main and cfg.reward.overlong_buffer is None and official and not overlong_buffer(cfg):
+        print(f"note: the {cfg.schedule.name} script's {official}-token overlong buffer is longer than "
+              f"sampling.max_tokens={cfg.sampling.max_tokens}: off (set reward.overlong_buffer=N to use one)", flush=True)
     reward = {"correct_value": cfg.reward.correct, "incorrect_value": cfg.reward.incorrect,
-              "overlong_buffer": cfg.reward.overlong_buffer, "overlong_penalty": cfg.reward.overlong_penalty}
+              "overlong_buffer": overlong_buffer(cfg), "overlong_penalty": cfg.reward.overlong_penalty}
     objectives = Objectives(
         learner=learner, problems=problems, prompt=cfg.prompt, system=cfg.model.system_prompt,
         sampling=replace(cfg.sampling, n=cfg.trainer.group_size),
         verify_sampling=replace(cfg.sampling, n=cfg.trainer.verify_group_size), grader=grader,
         prompts_per_step=cfg.trainer.prompts_per_step, seed=cfg.seed, reward=reward,
         pass_rate_scale=cfg.reward.verify_pass_rate_scale,
+        # verify_init's second stage is Learning_to_generate.sh, whose overlong buffer is off
+        stage2_reward={**reward, "overlong_buffer": 0} if cfg.reward.overlong_buffer is None else None,
         on_rollouts=log.rollouts if cfg.trainer.log_rollouts else no_log)
 
     try:

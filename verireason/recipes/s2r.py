@@ -26,8 +26,10 @@ from verireason.grading import Grader
 from verireason.judge import EngineJudge, HTTPJudge, Judge
 from verireason.models import resolve_model_path
 from verireason.papers import s2r_data
-from verireason.papers.s2r import PrefixBaseline
-from verireason.papers.s2r_rl import LEVELS, S2RTraining
+from verireason.losses import PART_AGGS
+from verireason.papers.s2r import PrefixBaseline, load_prefix_whitelist
+from verireason.papers.s2r_actions import DELIMITER_TOKENS, VERDICTS
+from verireason.papers.s2r_rl import DELIMITER_PARTS, LEVELS, S2RTraining
 from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, train
 from verireason.records import Problem, Sample
 from verireason.tracking import RecordLog, RunLog
@@ -54,9 +56,17 @@ def check(cfg: S2RCfg) -> None:
     if cfg.data and cfg.stage != "data":
         data_file(cfg.data, "sft.jsonl" if cfg.stage == "bi" else "rl.jsonl")
     if cfg.stage in LEVELS:
-        if cfg.algo.loss_agg != "part_mean":
-            raise UserError(f"s2r --stage {cfg.stage} trains per action: algo.loss_agg must be part_mean "
-                            f"(got {cfg.algo.loss_agg!r})")
+        if cfg.algo.loss_agg not in PART_AGGS:
+            raise UserError(f"s2r --stage {cfg.stage} trains per action: algo.loss_agg must be one of "
+                            f"{', '.join(PART_AGGS)} (got {cfg.algo.loss_agg!r})")
+        rl = cfg.rl
+        for key, value, valid in (("rl.verdict", rl.verdict, VERDICTS),
+                                  ("rl.delimiter_parts", rl.delimiter_parts, DELIMITER_PARTS),
+                                  ("rl.delimiter_tokens", rl.delimiter_tokens, DELIMITER_TOKENS)):
+            if value not in valid:
+                raise UserError(f"unknown {key}={value!r}; valid: {', '.join(valid)}")
+        if rl.prefix_whitelist is not None:
+            load_prefix_whitelist(rl.prefix_whitelist)
         if cfg.algo.kl_coef:
             raise UserError("S²R folds the KL into the advantage: set rl.kl_coef, and leave algo.kl_coef at 0")
     if cfg.construct.import_dir and not Path(cfg.construct.import_dir).is_dir():
@@ -169,7 +179,10 @@ def reinforce(cfg: S2RCfg, run_dir: Path) -> Path:
         system=cfg.prompt.system or cfg.model.system_prompt, sampling=replace(cfg.sampling, n=cfg.trainer.group_size),
         grader=grader, prompts_per_step=cfg.trainer.prompts_per_step, kl_coef=cfg.rl.kl_coef, seed=cfg.seed,
         verify_bonus=cfg.rl.verify_bonus, flip_bonus=cfg.rl.flip_bonus,
-        truncation_penalty=cfg.rl.truncation_penalty, baseline=PrefixBaseline(cfg.rl.baseline_min_count),
+        truncation_penalty=cfg.rl.truncation_penalty, verdict=cfg.rl.verdict, delimiter_parts=cfg.rl.delimiter_parts,
+        delimiter_tokens=cfg.rl.delimiter_tokens,
+        baseline=PrefixBaseline(cfg.rl.baseline_min_count, tracked=load_prefix_whitelist(cfg.rl.prefix_whitelist)
+                                if cfg.rl.prefix_whitelist else None),
         on_rollouts=log.rollouts if cfg.trainer.log_rollouts else lambda step, rollouts: None)
     training.load_state(state)
 
