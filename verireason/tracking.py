@@ -135,33 +135,76 @@ def mean_row(summary: dict[str, dict], keys: Sequence[str]) -> dict[str, float]:
 
 class RunLog:
     """Training logs of a run, written by the main process only: ``metrics.jsonl`` (one line per step) and
-    ``rollouts/step_XXXXXX.jsonl`` (every rollout of the step). ``truncate_after(step)`` drops what a resumed run
-    will redo, so no step is logged twice."""
+    ``rollouts/step_XXXXXX.jsonl`` (every rollout of the step), and the same to the trackers of ``log``
+    (``LogCfg``; ``verireason.trackers``). ``truncate_after(step)`` drops what a resumed run will redo, so no step
+    is logged twice, and opens the trackers after that step (a fresh run calls it with -1). ``close`` at the end."""
 
-    def __init__(self, run_dir: Path, enabled: bool = True):
+    def __init__(self, run_dir: Path, enabled: bool = True, log=None):
         self.run_dir = run_dir
         self.enabled = enabled
         self.metrics_path = run_dir / "metrics.jsonl"
+        self.log_cfg = log
+        self.trackers = None
+
+    def open_trackers(self, resume_step: int | None) -> None:
+        if not (self.enabled and self.log_cfg is not None and self.log_cfg.trackers) or self.trackers is not None:
+            return
+        import yaml
+
+        from verireason.trackers import Trackers
+
+        config_file = self.run_dir / "config.yaml"
+        config = yaml.safe_load(config_file.read_text()) if config_file.exists() else {}
+        self.trackers = Trackers(self.log_cfg.trackers, self.run_dir, config, resume_step=resume_step,
+                                 project=self.log_cfg.project)
 
     def log(self, step: int, metrics: dict) -> None:
         if self.enabled:
             with self.metrics_path.open("a", encoding="utf-8") as handle:
                 clean = {k: None if isinstance(v, float) and v != v else v for k, v in metrics.items()}  # NaN → null
                 handle.write(json.dumps({"step": step, **clean}) + "\n")
+            if self.trackers is not None:
+                self.trackers.log(metrics, step)
 
     def rollouts(self, step: int, records: Iterable) -> None:
         if self.enabled:
+            records = list(records)
             (self.run_dir / "rollouts").mkdir(exist_ok=True)
             RecordLog(self.run_dir / "rollouts" / f"step_{step:06d}.jsonl").append(records)
+            if self.trackers is not None and step % self.log_cfg.samples_every == 0:
+                self.trackers.table(*sample_table(records[: self.log_cfg.samples]), step)
+
+    def figure(self, path: Path) -> None:
+        """A figure the run drew (its final training curves) to the trackers."""
+        if self.trackers is not None:
+            self.trackers.figure(path)
+
+    def close(self) -> None:
+        if self.trackers is not None:
+            self.trackers.close()
+            self.trackers = None
 
     def truncate_after(self, step: int) -> None:
         if not self.enabled:
             return
+        self.open_trackers(step if step >= 0 else None)
         rows = [r for r in read_metrics(self.metrics_path) if r["step"] <= step]
         write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in rows))
         for path in (self.run_dir / "rollouts").glob("step_*.jsonl"):
             if int(path.stem.split("_")[1]) > step:
                 path.unlink()
+
+
+def sample_table(rollouts: Sequence) -> tuple[list[str], list[list]]:
+    """(columns, rows) of sampled completions for a tracker: prompt, completion, reward, verdict (the verifier's
+    claim where the rollout is a verification, else empty)."""
+    rows = []
+    for r in rollouts:
+        meta = getattr(r, "meta", None) or {}
+        claimed = meta.get("claimed", meta.get("verdicts", ""))
+        rows.append([getattr(r, "prompt", ""), getattr(r, "completion", ""), float(getattr(r, "reward", 0.0)),
+                     "" if claimed is None else str(claimed)])
+    return ["prompt", "completion", "reward", "verdict"], rows
 
 
 def read_metrics(path: Path) -> list[dict]:

@@ -45,6 +45,14 @@ def make_handler(problems: dict[str, arith.Problem]):
             self.end_headers()
             self.wfile.write(reply)
 
+        def do_GET(self) -> None:  # noqa: N802  (GET /models: the check `s2r --stage data` makes before it samples)
+            reply = json.dumps({"object": "list", "data": [{"id": "reference-judge", "object": "model"}]}).encode()
+            self.send_response(200 if self.path.endswith("/models") else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
         def log_message(self, *args) -> None:
             pass
 

@@ -41,6 +41,7 @@ from verireason.config import PromptCfg, SamplingCfg
 from verireason.data import step_problems
 from verireason.grading import Grader
 from verireason.metrics import verification_metrics
+from verireason.plugins import RewardPlugins
 from verireason.prompts import chat_text, parse_verdict, solve_messages, verify_messages
 from verireason.records import Problem, Rollout, Sample, graded_sample
 from verireason.rewards import solve_reward, verify_reward
@@ -76,6 +77,7 @@ class Objectives:
     reward: dict | None = None  # solve_reward keyword arguments
     pass_rate_scale: bool = True  # the code's ×min(pass_rate, 0.5) on verification rewards
     stage2_reward: dict | None = None  # verify_init's second stage's rewards, where they differ
+    plugins: RewardPlugins | None = None  # reward.fn / reward.extra
     on_rollouts: Callable[[int, list[Rollout]], None] = no_log
 
     def _seed(self, step: int) -> int:
@@ -95,11 +97,14 @@ class Objectives:
                  for (slot, (bench, p)), text, cs in zip(slots, texts, outputs) for k, c in enumerate(cs)]
         with timer.phase("grade"):
             grades = self.grader.grade_many([(c.text, p.answer) for _, p, _, _, c, _ in pairs])
-        # The code labels a sample by its reward (reward >= 0.5 is "Yes"), the overlong penalty included, and a
-        # group's pass rate is its share of such samples (§1.6b).
-        rewards = [solve_reward(g.correct, c.tokens, self.sampling.max_tokens, **(self.reward or {}))
-                   for (_, _, _, _, c, _), g in zip(pairs, grades)]
-        labels = [g.formatted and r >= 0.5 for g, r in zip(grades, rewards)]
+            # The code labels a sample by its reward (reward >= 0.5 is "Yes"), the overlong penalty included, and a
+            # group's pass rate is its share of such samples (§1.6b).
+            base = [solve_reward(g.correct, c.tokens, self.sampling.max_tokens, **(self.reward or {}))
+                    for (_, _, _, _, c, _), g in zip(pairs, grades)]
+            # reward plug-ins (reward.fn / reward.extra) change what the policy is trained on, not the labels
+            rewards = (self.plugins.rewards(base, [(p, c, g) for (_, p, _, _, c, _), g in zip(pairs, grades)])
+                       if self.plugins else base)
+        labels = [g.formatted and r >= 0.5 for g, r in zip(grades, base)]
         rates: dict[str, list[bool]] = {}
         for (_, _, _, _, _, group), label in zip(pairs, labels):  # a group lives on one process: its rate is local
             rates.setdefault(group, []).append(label)

@@ -28,7 +28,7 @@ from verireason.prompts import chat_text, solve_messages
 from verireason.protocols import generate_batched
 from verireason.records import Problem, Sample, graded_sample
 from verireason.recipes import eval_protocols
-from verireason.tracking import RecordLog, mean_row, write_summary
+from verireason.tracking import RecordLog, RunLog, mean_row, write_summary
 
 PROTOCOLS = ("solve", "self_verify", "vr_loop", "s2r_attempts")
 
@@ -78,8 +78,19 @@ def run(cfg: EvalCfg, run_dir: Path, generator: Generator | None = None,
     if len(benches) > 1:
         summary["mean"] = mean_row({b: summary[b] for b in benches}, ["accuracy", "pass@1", "mean_tokens"])
     table = write_summary(run_dir, summary, f"eval ({cfg.protocol}): {cfg.model.name}", notes)
+    log_summary(cfg, run_dir, summary)
     print(f"\n{table}\n\nresults are in {run_dir}")
     return summary
+
+
+def log_summary(cfg: EvalCfg, run_dir: Path, summary: dict[str, dict]) -> None:
+    """The summary to ``log.trackers`` at step 0, as ``<bench>/<metric>`` (the keys of ``summary.json``)."""
+    if not cfg.log.trackers:
+        return
+    log = RunLog(run_dir, log=cfg.log)
+    log.open_trackers(None)
+    log.trackers.log({f"{bench}/{k}": v for bench, row in summary.items() for k, v in row.items()}, 0)
+    log.close()
 
 
 def _problems(cfg: EvalCfg) -> list[tuple[str, Problem]]:

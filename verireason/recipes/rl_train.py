@@ -28,6 +28,7 @@ from verireason.losses import LOSS_AGG, PART_AGGS
 from verireason.metrics import summarize
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
 from verireason.plotting import TRAINING_PANELS, plot_training
+from verireason.plugins import RewardPlugins
 from verireason.prompts import VERDICT_PARSERS, chat_text, solve_messages
 from verireason.records import Problem, graded_sample
 from verireason.papers.self_verify import SCHEDULES, Objectives, Schedule, no_log
@@ -150,9 +151,14 @@ def train(cfg, learner: Learner, log: RunLog, run_dir: Path, start: int, step_fn
         if main:
             plot_training(read_metrics(log.metrics_path), run_dir / "training.png", title, panels)
 
-    rl_loop(step_fn, learner=learner, run_log=log, start_step=start, max_steps=cfg.trainer.max_steps,
-            save_every=cfg.trainer.save_every, eval_every=cfg.trainer.eval_every if evaluates else 0,
-            eval_fn=eval_fn, state_fn=state_fn, run_dir=run_dir, on_save=draw, progress=cfg.progress, postfix=postfix)
+    try:
+        rl_loop(step_fn, learner=learner, run_log=log, start_step=start, max_steps=cfg.trainer.max_steps,
+                save_every=cfg.trainer.save_every, eval_every=cfg.trainer.eval_every if evaluates else 0,
+                eval_fn=eval_fn, state_fn=state_fn, run_dir=run_dir, on_save=draw, progress=cfg.progress,
+                postfix=postfix)
+        log.figure(run_dir / "training.png")
+    finally:
+        log.close()
 
 
 def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
@@ -165,7 +171,7 @@ def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
     held_out = problems_of(cfg.eval_bench, cfg.data_dir, cfg.eval_limit)
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     learner = build_learner(cfg, str(resume_from or resolve_model_path(cfg.model)), accelerator)
-    log = RunLog(run_dir, enabled=main)
+    log = RunLog(run_dir, enabled=main, log=cfg.log)
     schedule = Schedule(cfg.schedule.name, cfg.schedule.init_steps, cfg.schedule.interval, cfg.schedule.verify_batch,
                         cfg.trainer.probe_every)
     start, state = restore(learner, log, resume_from, run_dir, main)
@@ -185,6 +191,7 @@ def run(cfg: RLCfg, run_dir: Path, command: str = "rl-verify") -> Path:
         pass_rate_scale=cfg.reward.verify_pass_rate_scale,
         # verify_init's second stage is Learning_to_generate.sh, whose overlong buffer is off
         stage2_reward={**reward, "overlong_buffer": 0} if cfg.reward.overlong_buffer is None else None,
+        plugins=RewardPlugins.from_cfg(cfg.reward, cfg.grader.timeout_s),
         on_rollouts=log.rollouts if cfg.trainer.log_rollouts else no_log)
 
     try:

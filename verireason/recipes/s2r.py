@@ -147,7 +147,7 @@ def behaviour_init(cfg: S2RCfg, run_dir: Path) -> Path:
     sft = SFTCfg(model=cfg.model, data=str(data_file(cfg.data, "sft.jsonl")), optim=cfg.optim, kl_coef=b.kl_coef,
                  epochs=b.epochs, batch_size=b.batch_size, max_length=b.max_length, max_steps=b.max_steps,
                  save_every=b.save_every, device=cfg.trainer.device, seed=cfg.seed, out=str(run_dir),
-                 resume=cfg.resume, progress=cfg.progress)
+                 resume=cfg.resume, progress=cfg.progress, log=cfg.log)
     return sft_init.run(sft, run_dir)
 
 
@@ -171,7 +171,7 @@ def reinforce(cfg: S2RCfg, run_dir: Path) -> Path:
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     learner = build_learner(cfg, str(resume_from or resolve_model_path(cfg.model)), accelerator,
                             reference=cfg.rl.kl_coef > 0)
-    log = RunLog(run_dir, enabled=main)
+    log = RunLog(run_dir, enabled=main, log=cfg.log)
     start, state = restore(learner, log, resume_from, run_dir, main)
     grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)
     training = S2RTraining(

@@ -46,7 +46,7 @@ def run(cfg: SFTCfg, run_dir: Path) -> Path:
     ref = load_causal_lm(base, dtype, device) if cfg.kl_coef else None
     learner = Learner(accelerator, load_causal_lm(path, dtype, device).train(), tokenizer, ref_model=ref,
                       **asdict(cfg.optim))
-    log = RunLog(run_dir, enabled=main)
+    log = RunLog(run_dir, enabled=main, log=cfg.log)
     start = learner.load(resume_from)["step"] if resume_from else 0
     log.truncate_after(start if resume_from else -1)
     total = sft_steps(len(examples), cfg.batch_size, cfg.epochs, cfg.max_steps)
@@ -65,6 +65,8 @@ def run(cfg: SFTCfg, run_dir: Path) -> Path:
             learner.save(run_dir, step, {})
             if main:
                 plot_training(read_metrics(log.metrics_path), run_dir / "training.png", f"sft-init: {cfg.model.name}")
+    log.figure(run_dir / "training.png")
+    log.close()
     if main:
         print(f"results are in {run_dir}")
     return latest_checkpoint(run_dir)

@@ -117,7 +117,7 @@ def run(cfg: STVCfg, run_dir: Path) -> Path:
     frozen = load_causal_lm(initial, training_dtype(cfg), str(accelerator.device)) if needs_frozen else None
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     learner = build_learner(cfg, str(resume_from or initial), accelerator, distill_term(cfg, frozen))
-    log = RunLog(run_dir, enabled=main)
+    log = RunLog(run_dir, enabled=main, log=cfg.log)
     start, _ = restore(learner, log, resume_from, run_dir, main)
     grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)
     sampling = with_verdict_stops(replace(cfg.sampling, n=cfg.trainer.group_size), cfg.prompt, cfg.stop_at_verdict)

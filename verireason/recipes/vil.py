@@ -81,7 +81,7 @@ def run(cfg: ViLCfg, run_dir: Path) -> Path:
     learner = build_learner(cfg, str(resume_from or resolve_model_path(cfg.model)), accelerator)
     needs_verifier = cfg.vil.mode == "online" or (cfg.trainer.eval_every and held_problems)
     verifier = frozen_verifier(cfg, str(accelerator.device)) if needs_verifier else None
-    log = RunLog(run_dir, enabled=main)
+    log = RunLog(run_dir, enabled=main, log=cfg.log)
     start, _ = restore(learner, log, resume_from, run_dir, main)
     grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)
     systems = (cfg.model.system_prompt, (cfg.verifier or cfg.model).system_prompt)

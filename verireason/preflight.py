@@ -1,0 +1,114 @@
+"""Every external piece a run needs, checked before any model loads and before its run directory is made
+(``cli._prepare_run_dir`` calls ``check``): a bad one is one line and exit 2, not a traceback an hour in.
+
+* trackers (``log.trackers``): known and installed;
+* reward plug-ins (``reward.fn`` / ``reward.extra``): importable and callable;
+* the S²R judge endpoint (``construct.judge.url``): a well-formed http(s) URL, then one cheap request (``GET
+  {url}/models``, with the key where one is set) that must answer;
+* input files (``eval --samples``, ``stv`` candidates, ``vil.chains``, ``s2r --data``, ``sft-init --data``): there,
+  valid JSON, and their first record of a shape the reader takes (the message names the fields expected).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from verireason.errors import UserError
+
+SAMPLES_LAYOUTS = ({"id", "problem", "answer", "responses"}, {"bench", "problem_id", "problem", "completion", "gold",
+                                                              "correct"})
+EVAL_SAMPLES = ({"bench", "problem_id", "sample_index", "problem", "completion", "correct", "gold"},)
+CHAINS = ({"bench", "problem_id", "chain", "rounds"},)
+SFT_RECORDS = ({"messages"}, {"prompt", "completion"}, {"prompt", "segments"})
+RL_PROBLEMS = ({"problem", "answer"},)
+
+
+def _fields(layouts) -> str:
+    return " or ".join("{" + ", ".join(sorted(layout)) + "}" for layout in layouts)
+
+
+def check_jsonl(path: str | Path, what: str, layouts, name: str | None = None) -> Path:
+    """``path`` (or ``path/name`` for a run directory): exists, its first record is JSON with every field of one of
+    ``layouts``. Returns the file."""
+    path = Path(path).expanduser()
+    file = path / name if name and path.is_dir() else path
+    if not file.is_file():
+        raise UserError(f"{what}: {file} does not exist" + (f"; pass a run directory or its {name}" if name else ""))
+    with file.open(encoding="utf-8", errors="replace") as handle:
+        first = next((line for line in handle if line.strip()), None)
+    if first is None:
+        raise UserError(f"{what}: {file} is empty")
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what}: {file} line 1 is not JSON ({exc.msg})") from None
+    if not isinstance(record, dict) or not any(layout <= set(record) for layout in layouts):
+        found = ", ".join(sorted(record)) if isinstance(record, dict) else type(record).__name__
+        raise UserError(f"{what}: {file} line 1 has fields {{{found}}}; expected {_fields(layouts)}")
+    return file
+
+
+def check_judge(judge) -> None:
+    """The judge endpoint's URL form, then ``GET {url}/models`` (OpenAI-compatible servers list their models)."""
+    url = judge.url
+    parts = urllib.parse.urlparse(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"construct.judge.url={url!r} is not an http(s) URL; expected an OpenAI-compatible base "
+                        "such as http://localhost:8000/v1")
+    headers = {}
+    key = os.environ.get(judge.api_key_env) if judge.api_key_env else None
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(f"{url.rstrip('/')}/models", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=min(judge.timeout_s, 15.0)) as response:
+            response.read(1 << 16)
+    except urllib.error.HTTPError as exc:
+        hint = {401: "the key was refused", 403: "the key was refused",
+                404: "no /models there: is the base URL right (it usually ends in /v1)?"}.get(exc.code, "")
+        raise UserError(f"judge endpoint {url} answered HTTP {exc.code} to GET /models" + (f": {hint}" if hint else "")
+                        ) from None
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        raise UserError(f"judge endpoint {url} cannot be reached ({getattr(exc, 'reason', exc)}); check "
+                        "construct.judge.url") from None
+
+
+def check(command: str, cfg) -> None:
+    """All of the above that ``cfg`` uses."""
+    log = getattr(cfg, "log", None)
+    if log is not None and log.trackers:
+        from verireason.trackers import check as check_trackers
+
+        check_trackers(log.trackers)
+    reward = getattr(cfg, "reward", None)
+    if reward is not None and (getattr(reward, "fn", None) or getattr(reward, "extra", None)):
+        from verireason.plugins import load
+
+        for spec in [reward.fn, *reward.extra] if reward.fn else reward.extra:
+            load(spec)
+    _check_inputs(command, cfg)
+
+
+def _check_inputs(command: str, cfg) -> None:
+    if command == "eval" and cfg.samples:
+        check_jsonl(cfg.samples, "--samples", SAMPLES_LAYOUTS)
+    elif command == "stv":
+        for key in ("samples", "heldout_samples"):
+            if getattr(cfg.candidates, key):
+                check_jsonl(getattr(cfg.candidates, key), f"candidates.{key} (an eval run)", EVAL_SAMPLES,
+                            "samples.jsonl")
+    elif command == "vil" and cfg.vil.mode == "prompts" and cfg.vil.chains:
+        check_jsonl(cfg.vil.chains, "vil.chains (an `eval --protocol vr_loop` run)", CHAINS, "chains.jsonl")
+    elif command == "sft-init":
+        check_jsonl(cfg.data, "--data", SFT_RECORDS)
+    elif command == "s2r":
+        if cfg.stage == "data" and cfg.construct.judge.url and not cfg.construct.import_dir:
+            check_judge(cfg.construct.judge)
+        if cfg.data and cfg.stage in ("bi", "orl", "prl"):
+            bi = cfg.stage == "bi"
+            check_jsonl(cfg.data, "--data", SFT_RECORDS if bi else RL_PROBLEMS, "sft.jsonl" if bi else "rl.jsonl")
