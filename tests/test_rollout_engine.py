@@ -24,7 +24,7 @@ GREEDY = SamplingCfg(n=1, temperature=0.0, max_tokens=12)
 
 
 def make_learner(path, **kwargs) -> Learner:
-    return Learner(build_accelerator("cpu"), load_causal_lm(str(path)).train(), load_tokenizer(str(path)),
+    return Learner(build_accelerator("cpu"), load_causal_lm(str(path), "float32").train(), load_tokenizer(str(path)),
                    lr=kwargs.pop("lr", 1e-2), weight_decay=0.0, warmup_steps=0, grad_clip=1.0, micro_batch_size=4,
                    **kwargs)
 
@@ -100,7 +100,7 @@ class CopyEngine:
     the trainer pushes weights, awake only inside ``awake``."""
 
     def __init__(self, path):
-        self.model = load_causal_lm(str(path)).train(False)
+        self.model = load_causal_lm(str(path), "float32").train(False)
         self.tokenizer = load_tokenizer(str(path))
         self.pushes = 0
         self.is_awake = False

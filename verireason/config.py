@@ -69,7 +69,8 @@ class ModelCfg:
     gguf_file: Optional[str] = None  # the GGUF file name inside that package
     system_prompt: Optional[str] = None  # None: the chat template's own default
     max_context: int = bounded(4096, AT_LEAST_1)  # prompt + response tokens the model may see
-    dtype: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16 | float16
+    # auto (bf16 on GPU and on a CPU with AMX / AVX512-BF16, else fp32; precision.py) | float32 | bfloat16 | float16
+    dtype: str = "auto"
 
 
 @dataclass
@@ -268,6 +269,9 @@ class OptimCfg:
     grad_clip: float = bounded(1.0, POSITIVE)
     # sequences per forward/backward; gradients accumulate over a mini-batch
     micro_batch_size: int = bounded(8, AT_LEAST_1)
+    # a token budget per forward/backward instead (padded prompt + completion tokens): sequences sorted by length
+    # and packed greedily under it (one longer than the budget goes alone); null: micro_batch_size sequences
+    micro_batch_tokens: Optional[int] = bounded(None, AT_LEAST_1)
 
 
 @dataclass
@@ -314,6 +318,11 @@ class TrainerCfg:
     # generate steps: measure self-verification on the step's balanced set every N (0: never)
     probe_every: int = bounded(0, NON_NEGATIVE)
     log_rollouts: bool = True  # rollouts/step_XXXXXX.jsonl
+    # recompute activations in the backward pass (less memory, about a third more compute; same gradient)
+    gradient_checkpointing: bool = False
+    # forward/backward under bf16 autocast with fp32 master weights: auto (where the hardware does bf16: CUDA, or
+    # a CPU with AMX / AVX512-BF16) | bf16 | no
+    mixed_precision: str = "auto"
     device: str = "auto"  # auto | cpu | cuda (accelerate decides under `accelerate launch`)
 
 
@@ -359,6 +368,8 @@ class SFTCfg:
     max_length: int = bounded(8000, AT_LEAST_1)  # longer examples are cut (their prompt kept)
     max_steps: Optional[int] = bounded(None, AT_LEAST_1)  # stop early (default: epochs × batches)
     save_every: int = bounded(100, AT_LEAST_1)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (same gradient)
+    mixed_precision: str = "auto"  # bf16 autocast with fp32 master weights: auto | bf16 | no (precision.py)
     device: str = "auto"
     seed: int = 0
     out: Optional[str] = None
@@ -687,6 +698,16 @@ def git_revision() -> str | None:
     return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def _precision(cfg: DictConfig) -> dict[str, str]:
+    import torch
+
+    from verireason.precision import describe
+
+    trainer = cfg.get("trainer")
+    setting = trainer.get("mixed_precision", "auto") if isinstance(trainer, DictConfig) else cfg.get("mixed_precision", "auto")
+    return describe("cuda" if torch.cuda.is_available() else "cpu", setting)
+
+
 def save_resolved(cfg: DictConfig, run_dir: Path, argv: list[str]) -> None:
     """Write ``config.yaml`` (the resolved config) and ``run.json`` (command line, code version, machine)."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -697,5 +718,6 @@ def save_resolved(cfg: DictConfig, run_dir: Path, argv: list[str]) -> None:
         "started": datetime.now().isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "precision": _precision(cfg),  # what model.dtype=auto and mixed_precision=auto pick on this machine
     }
     write_atomic(run_dir / "run.json", json.dumps(meta, indent=2) + "\n")

@@ -107,11 +107,13 @@ def load_tokenizer(path: str):
 
 
 def torch_dtype(name: str, device: str):
-    """``auto`` is bf16 on CUDA and fp32 on CPU (CPU bf16 matmuls are slow on most machines)."""
+    """``auto`` is bf16 on CUDA and on a CPU with native bf16 matmul, fp32 elsewhere (``precision.auto_dtype``)."""
     import torch
 
+    from verireason.precision import auto_dtype
+
     if name == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+        return auto_dtype(device)
     valid = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if name not in valid:
         raise UserError(f"model.dtype={name!r}; valid: auto, {', '.join(valid)}")

@@ -79,7 +79,15 @@ def check_judge(judge) -> None:
 
 
 def check(command: str, cfg) -> None:
-    """All of the above that ``cfg`` uses."""
+    """All of the above that ``cfg`` uses (and the precision setting, which is read before any model loads)."""
+    trainer = getattr(cfg, "trainer", None)
+    setting = getattr(trainer, "mixed_precision", None) if trainer is not None else getattr(cfg, "mixed_precision", None)
+    if setting is not None:
+        from verireason.precision import PRECISIONS
+
+        if setting not in PRECISIONS:
+            where = "trainer.mixed_precision" if trainer is not None else "mixed_precision"
+            raise UserError(f"unknown {where}={setting!r}; valid: {', '.join(PRECISIONS)}")
     log = getattr(cfg, "log", None)
     if log is not None and log.trackers:
         from verireason.trackers import check as check_trackers

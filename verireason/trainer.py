@@ -154,6 +154,7 @@ class Learner:
                  mini_batch_prompts: int | None = None, tis_cap: float | None = None,
                  logprob_diff_threshold: float = 0.1, logprob_temperature: str = "sampling",
                  sampling_temperature: float = 1.0, kl_clamp: float | None = None, lr_step: str = "optimizer",
+                 micro_batch_tokens: int | None = None, mixed_precision: str = "no",
                  gen_batch_size: int = 64, max_context: int = 4096, distill: Distill | None = None,
                  rollout_engine=None):
         self.accelerator = accelerator
@@ -175,6 +176,13 @@ class Learner:
         self.lr_step = lr_step
         self.last_lr = lr
         self.micro_batch_size, self.grad_clip = micro_batch_size, grad_clip
+        self.micro_batch_tokens = micro_batch_tokens
+        from verireason.precision import mixed_precision as resolve
+
+        # bf16 autocast around every forward pass, fp32 master weights and optimizer state (precision.py). Applied
+        # here rather than through accelerate's mixed_precision, whose state is one per process and refuses a
+        # second setting (a notebook or test suite running several commands); for bf16 it is the same autocast.
+        self.bf16 = resolve(mixed_precision, accelerator.device.type) == "bf16"
         self.warmup_steps = warmup_steps
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
         # The scheduler is not passed through prepare(): accelerate would step it once per process.
@@ -256,7 +264,7 @@ class Learner:
         verifier on the same device), for this process's prompts only."""
         if not prompts:
             return []
-        with self.engine(model) as engine:
+        with self.engine(model) as engine, self.autocast():  # the live fp32 policy samples in bf16 where that is on
             return generate_batched(engine, prompts, sampling, seed)
 
     def shard(self, items: Sequence) -> list:
@@ -278,12 +286,20 @@ class Learner:
     @torch.no_grad()
     def _logprobs(self, model, rollouts: Sequence[Rollout]) -> list[torch.Tensor]:
         """Per-rollout completion log-probs under ``model`` (no gradient), for PPO's old policy or the reference."""
-        out = []
-        for chunk in chunks(list(rollouts), self.micro_batch_size):
+        rollouts = list(rollouts)
+        out: list[torch.Tensor | None] = [None] * len(rollouts)
+        for plan in self.micro_plan(rollouts, range(len(rollouts))):
+            chunk = [rollouts[i] for i in plan]
             batch = rollouts_to_batch(chunk, [0.0] * len(chunk), self.pad_id).to(self.accelerator.device)
-            logp = token_logprobs(self._logits(model, batch), batch.targets).float().cpu()
-            out += [row[len(row) - len(r.completion_ids):] for row, r in zip(logp, chunk)]
+            with self.autocast():  # the frozen copies compute as the policy does
+                logp = token_logprobs(self._logits(model, batch), batch.targets).float().cpu()
+            for i, row, r in zip(plan, logp, chunk):
+                out[i] = row[len(row) - len(r.completion_ids):]
         return out
+
+    def autocast(self):
+        """bf16 autocast on the training device when mixed precision is on; else nothing."""
+        return torch.autocast(self.accelerator.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
     def _logits(self, model, batch: TrainBatch) -> torch.Tensor:
         """``model``'s logits [B, C, V] of the batch's completion positions, divided by ``temperature`` (the
@@ -349,8 +365,7 @@ class Learner:
                  "part_mean": sum(rollouts[i].part_count for i in indices)}[agg]
         if self.skip_zero_advantage and ref is None and self.distill is None:
             indices = [i for i in indices if _moves(rollouts[i], adv[i])]
-        indices = sorted(indices, key=lambda i: -(len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids)))
-        micro = chunks(indices, self.micro_batch_size)
+        micro = self.micro_plan(rollouts, indices)
         ran = max(sum(rollouts[i].trained_tokens for i in indices), 1)  # statistics are over what ran
         if not micro:
             for p in self.model.parameters():
@@ -359,8 +374,12 @@ class Learner:
         totals["entropy"] = 0.0 if micro else float("nan")  # nothing ran: no entropy to report
         batches = [rollouts_to_batch([rollouts[i] for i in chunk], [adv[i] for i in chunk], self.pad_id)
                    for chunk in micro]
+        if batches:  # the share of the forward passes' positions that are padding
+            totals["padding"] = 1 - sum(float(b.attention_mask.sum()) for b in batches) / sum(
+                b.attention_mask.numel() for b in batches)
         for chunk, batch in zip(micro, self._micro_batches(batches)):
-            logits = self._logits(self.model, batch)  # [B, C, V]
+            with self.autocast():
+                logits = self._logits(self.model, batch)  # [B, C, V], fp32
             logp = token_logprobs(logits, batch.targets)  # [B, C]
             width = logp.shape[1]
             old_logp = _pad_left([old[i] for i in chunk], width).to(logp) if old else logp.detach()
@@ -414,9 +433,25 @@ class Learner:
                      [[True] * len(r.completion_ids) for r in rollouts], [0.0] * len(rollouts), self.pad_id)
         batch = batch.to(self.accelerator.device)
         if self.distill.teacher != "live":
-            return forward_logits(self.distill.teacher, batch)
-        with self._generation_model() as policy:  # the current weights, in eval mode
+            with self.autocast():
+                return forward_logits(self.distill.teacher, batch)
+        with self._generation_model() as policy, self.autocast():  # the current weights, in eval mode
             return forward_logits(policy, batch)
+
+    def micro_plan(self, rollouts: Sequence[Rollout], indices: Sequence[int]) -> list[list[int]]:
+        """``indices`` in micro-batches, longest first: ``micro_batch_size`` sequences each, or with
+        ``micro_batch_tokens`` packed greedily so that rows × the longest row stays within the budget."""
+        size = lambda i: len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids)  # noqa: E731
+        order = sorted(indices, key=lambda i: -size(i))
+        if self.micro_batch_tokens is None:
+            return chunks(order, self.micro_batch_size)
+        plan: list[list[int]] = []
+        for i in order:
+            if plan and size(plan[-1][0]) * (len(plan[-1]) + 1) <= self.micro_batch_tokens:
+                plan[-1].append(i)
+            else:
+                plan.append([i])
+        return plan
 
     def _micro_batches(self, batches: Sequence[TrainBatch]) -> Iterator[TrainBatch]:
         """Each micro-batch on the device; the caller's backward runs inside ``no_sync`` for all but the last, so
@@ -442,10 +477,11 @@ class Learner:
         tokens = sum(float(b.loss_mask.sum()) for b in batches)
         totals: dict[str, float] = defaultdict(float)
         for batch in self._micro_batches(batches):
-            logits = forward_logits(self.model, batch)
+            with self.autocast():
+                logits = forward_logits(self.model, batch)
             ref_logits = None
             if self.ref_model is not None and kl_coef:
-                with torch.no_grad():
+                with torch.no_grad(), self.autocast():
                     ref_logits = forward_logits(self.ref_model, batch)
             loss, s = sft_loss(logits, batch.targets, batch.loss_mask, ref_logits=ref_logits, kl_coef=kl_coef,
                                denom=max(tokens, 1))

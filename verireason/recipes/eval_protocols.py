@@ -44,7 +44,7 @@ def self_verify(cfg: EvalCfg, run_dir: Path, samples: list[Sample], summary: dic
         system = (cfg.verifier or cfg.model).system_prompt
         per_write = verifier.prompts_per_call(cfg.verify.sampling)  # one engine call per write
         with tqdm(total=len(todo) * n, unit="seq", desc="verify", disable=not cfg.progress) as bar, \
-                _reporting((verifier,), bar.update):
+                reporting((verifier,), bar.update):
             for start in range(0, len(todo), per_write):
                 chunk, before = todo[start : start + per_write], bar.n
                 verdicts = verify(verifier, chunk, cfg.prompt, system, cfg.verify.sampling, cfg.seed + start,
@@ -98,7 +98,7 @@ def vr_loop(cfg: EvalCfg, run_dir: Path, problems: list[tuple[str, Problem]], en
         size = max(1, generator.prompts_per_call(cfg.sampling) * cfg.sampling.n // cfg.verify.chains)
         per_problem = cfg.verify.chains * (1 + 2 * cfg.verify.rounds)  # sequences if no chain ever accepts
         with tqdm(total=len(todo) * per_problem, unit="seq", desc="vr_loop", disable=not cfg.progress) as bar, \
-                _reporting((generator, verifier), bar.update):
+                reporting((generator, verifier), bar.update):
             for start in range(0, len(todo), size):
                 chunk, before = todo[start : start + size], bar.n
                 log.append(run_vr_chains(generator, verifier, chunk, cfg.prompt, systems, cfg.sampling,
@@ -121,7 +121,7 @@ def vr_loop(cfg: EvalCfg, run_dir: Path, problems: list[tuple[str, Problem]], en
 
 
 @contextmanager
-def _reporting(engines, update):
+def reporting(engines, update):
     """Let engines report finished sequences to ``update`` while the block runs (``Generator.progress``)."""
     saved = [getattr(e, "progress", None) for e in engines]
     for engine in engines:

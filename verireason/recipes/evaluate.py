@@ -124,7 +124,8 @@ def solve_samples(cfg: EvalCfg, run_dir: Path, engines: Engines, grader: Grader)
     if todo:
         generator = engines.generator()
         system = cfg.model.system_prompt
-        with tqdm(total=len(todo) * cfg.sampling.n, unit="sample", desc="solve", disable=not cfg.progress) as bar:
+        with tqdm(total=len(todo) * cfg.sampling.n, unit="sample", desc="solve", disable=not cfg.progress) as bar, \
+                eval_protocols.reporting([generator], bar.update):  # finished sequences inside each generate call
             size = generator.prompts_per_call(cfg.sampling)
             for start in range(0, len(todo), size):
                 batch = todo[start : start + size]
@@ -134,6 +135,7 @@ def solve_samples(cfg: EvalCfg, run_dir: Path, engines: Engines, grader: Grader)
                         for i, c in enumerate(cs)]
                 grades = grader.grade_many([(c.text, p.answer) for _, p, _, _, c in flat])
                 log.append(graded_sample(b, p, prompt, i, c, g) for (b, p, prompt, i, c), g in zip(flat, grades))
-                bar.update(len(flat))
+                bar.n = min(start + size, len(todo)) * cfg.sampling.n  # exact once the batch is on disk
+                bar.refresh()
     selected = {(b, p.id) for b, p in problems}
     return [s for s in log.read() if (s.bench, s.problem_id) in selected]

@@ -66,10 +66,13 @@ def build_learner(cfg, path: str, accelerator, distill: Distill | None = None, r
     distillation term (paper 2)."""
     device, dtype = str(accelerator.device), training_dtype(cfg)
     policy = load_causal_lm(path, dtype, device).train()
+    if cfg.trainer.gradient_checkpointing:
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     wanted = cfg.algo.kl_coef or reference
     ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if wanted else None
     return Learner(accelerator, policy, load_tokenizer(path), ref_model=ref, **asdict(cfg.optim),
                    **asdict(cfg.algo), sampling_temperature=cfg.sampling.temperature,
+                   mixed_precision=cfg.trainer.mixed_precision,
                    gen_batch_size=cfg.engine.batch_size, max_context=cfg.model.max_context,
                    distill=distill, rollout_engine=build_rollout_engine(cfg, path, accelerator))
 

@@ -147,7 +147,9 @@ def behaviour_init(cfg: S2RCfg, run_dir: Path) -> Path:
     sft = SFTCfg(model=cfg.model, data=str(data_file(cfg.data, "sft.jsonl")), optim=cfg.optim, kl_coef=b.kl_coef,
                  epochs=b.epochs, batch_size=b.batch_size, max_length=b.max_length, max_steps=b.max_steps,
                  save_every=b.save_every, device=cfg.trainer.device, seed=cfg.seed, out=str(run_dir),
-                 resume=cfg.resume, progress=cfg.progress, log=cfg.log)
+                 resume=cfg.resume, progress=cfg.progress, log=cfg.log,
+                 mixed_precision=cfg.trainer.mixed_precision,
+                 gradient_checkpointing=cfg.trainer.gradient_checkpointing)
     return sft_init.run(sft, run_dir)
 
 

@@ -26,7 +26,7 @@ from verireason.examples import read_examples
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
 from verireason.plotting import plot_training
 from verireason.tracking import RunLog, read_metrics
-from verireason.trainer import Learner, chunks, build_accelerator, sft_batches, sft_steps
+from verireason.trainer import Learner, build_accelerator, sft_batches, sft_steps
 
 
 def run(cfg: SFTCfg, run_dir: Path) -> Path:
@@ -44,7 +44,10 @@ def run(cfg: SFTCfg, run_dir: Path) -> Path:
     dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
     device = str(accelerator.device)
     ref = load_causal_lm(base, dtype, device) if cfg.kl_coef else None
-    learner = Learner(accelerator, load_causal_lm(path, dtype, device).train(), tokenizer, ref_model=ref,
+    policy = load_causal_lm(path, dtype, device).train()
+    if cfg.gradient_checkpointing:
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    learner = Learner(accelerator, policy, tokenizer, ref_model=ref, mixed_precision=cfg.mixed_precision,
                       **asdict(cfg.optim))
     log = RunLog(run_dir, enabled=main, log=cfg.log)
     start = learner.load(resume_from)["step"] if resume_from else 0
@@ -57,7 +60,7 @@ def run(cfg: SFTCfg, run_dir: Path) -> Path:
         mine = learner.shard(plan[step - 1]) or plan[step - 1][: 1]
         batches = [pack([examples[i].prompt_ids for i in chunk], [examples[i].completion_ids for i in chunk],
                         [examples[i].trained for i in chunk], [0.0] * len(chunk), learner.pad_id)
-                   for chunk in chunks(mine, cfg.optim.micro_batch_size)]
+                   for chunk in learner.micro_plan(examples, mine)]
         stats = learner.sft_update(batches, cfg.kl_coef)
         log.log(step, {**{f"sft/{k}": v for k, v in stats.items()}, "epoch": (step - 1) // math.ceil(len(examples) / cfg.batch_size),
                        "time/step": round(time.perf_counter() - began, 3)})
