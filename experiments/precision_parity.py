@@ -22,9 +22,11 @@ from verireason.trainer import Learner, Timer, build_accelerator
 
 
 def learner(path: str, precision: str) -> Learner:
-    return Learner(build_accelerator("cpu"), load_causal_lm(path, "float32", "cpu").train(), load_tokenizer(path),
+    made = Learner(build_accelerator("cpu"), load_causal_lm(path, "float32", "cpu").train(), load_tokenizer(path),
                    lr=1e-5, weight_decay=0.0, warmup_steps=0, grad_clip=1.0, micro_batch_size=8, dual_clip=None,
                    mixed_precision=precision)
+    made.skip_zero_advantage = False  # measure every rollout, even where the raw model's groups are all wrong
+    return made
 
 
 def main() -> None:

@@ -4,9 +4,9 @@
   clipped policy-gradient loss, its ratio per token or, with ``loss_agg=part_mean``, per action from the action's
   mean log-ratio (S²R, papers.md §3.5) (plus, with a ``Distill``, a JSD term to a teacher on the same tokens,
   papers.md §2.3) → AdamW step, with gradient accumulation over micro-batches (papers.md §1.5, §1.7).
-* ``rl_loop``: steps of ``step_fn`` (a schedule: rollouts and updates), then evaluation, logging and
-  checkpoints on their cadences; every phase is timed and logged as ``time/<phase>``.
-* ``sft_loop``: masked supervised updates with an optional KL to the initial model (papers.md §3.4).
+* ``sft_update``: masked supervised updates with an optional KL to the initial model (papers.md §3.4).
+
+The loops that drive it are in ``verireason.loops``.
 
 Distribution goes through ``accelerate``: the same code runs on one CPU, one GPU, or many GPUs/nodes under
 ``accelerate launch`` (DDP, FSDP, DeepSpeed ZeRO-3; configs in ``conf/accelerate/``). Each process samples and
@@ -20,12 +20,11 @@ of the same tokens are from them (``logprob_diff``) and can weight each token by
 
 from __future__ import annotations
 
-import math
 import time
-from functools import partial
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -504,53 +503,3 @@ class Learner:
 
     def load(self, ckpt: Path) -> dict:
         return load_training_state(ckpt, self.accelerator, self.optimizer, self.scheduler)
-
-
-def rl_loop(step_fn: Callable[[int, Timer], dict], *, learner: Learner, run_log, start_step: int, max_steps: int,
-            save_every: int, eval_every: int, eval_fn: Callable[[int], dict], state_fn: Callable[[], dict],
-            run_dir: Path, on_save: Callable[[], None] = lambda: None, progress: bool = True,
-            postfix: Sequence[str] = ("generate/reward", "verify/accuracy")) -> None:
-    """Steps ``start_step + 1 … max_steps``: ``step_fn`` (rollouts and updates), evaluation every ``eval_every``
-    steps (and at step 0 of a fresh run and at the end), a line of ``metrics.jsonl`` per step, and a checkpoint
-    every ``save_every`` steps and at the end. The progress bar shows the ``postfix`` metrics of the last step."""
-    from tqdm import tqdm
-
-    timer = Timer()
-    if start_step == 0 and eval_every:
-        with timer.phase("eval"):
-            baseline = eval_fn(0)
-        run_log.log(0, {**baseline, **timer.pop()})
-    bar = tqdm(range(start_step + 1, max_steps + 1), initial=start_step, total=max_steps, desc="train",
-               disable=not (progress and learner.accelerator.is_main_process), unit="step")
-    for step in bar:
-        start, pushed = time.perf_counter(), learner.push_seconds
-        metrics = step_fn(step, timer)
-        if learner.rollout_engine is not None:  # inside time/gen: the weight pushes into the rollout engine
-            metrics["time/push"] = round(learner.push_seconds - pushed, 3)
-        if eval_every and (step % eval_every == 0 or step == max_steps):
-            with timer.phase("eval"):
-                metrics.update(eval_fn(step))
-        metrics.update(timer.pop(), **{"time/step": round(time.perf_counter() - start, 3)})
-        run_log.log(step, metrics)  # before the checkpoint: resume drops lines past the checkpoint it starts from
-        if step % save_every == 0 or step == max_steps:
-            with timer.phase("save"):  # counted in the next step's line
-                learner.save(run_dir, step, state_fn())
-            on_save()
-        bar.set_postfix({k.split("/", 1)[1]: f"{v:.3f}" for k, v in metrics.items()
-                         if k in postfix and isinstance(v, (int, float))})
-    bar.close()
-
-
-def sft_batches(total: int, batch_size: int, epochs: int, seed: int) -> list[list[int]]:
-    """Example indices per optimizer step: a fresh seeded permutation per epoch, cut into batches."""
-    gen = torch.Generator().manual_seed(seed)
-    steps: list[list[int]] = []
-    for _ in range(epochs):
-        perm = torch.randperm(total, generator=gen).tolist()
-        steps += [perm[i : i + batch_size] for i in range(0, total, batch_size)]
-    return steps
-
-
-def sft_steps(total: int, batch_size: int, epochs: int, max_steps: int | None) -> int:
-    n = epochs * math.ceil(total / batch_size)
-    return min(n, max_steps) if max_steps else n

@@ -33,7 +33,8 @@ from verireason.prompts import VERDICT_PARSERS, chat_text, solve_messages
 from verireason.records import Problem, graded_sample
 from verireason.papers.self_verify import SCHEDULES, Objectives, Schedule, no_log
 from verireason.tracking import RecordLog, RunLog, read_metrics
-from verireason.trainer import LOGPROB_TEMPERATURES, LR_STEPS, Distill, Learner, build_accelerator, rl_loop
+from verireason.loops import rl_loop
+from verireason.trainer import LOGPROB_TEMPERATURES, LR_STEPS, Distill, Learner, build_accelerator
 
 COMMAND_SCHEDULES = {"rl-gen": ("generate",), "rl-verify": tuple(SCHEDULES)}
 

@@ -26,7 +26,8 @@ from verireason.examples import read_examples
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
 from verireason.plotting import plot_training
 from verireason.tracking import RunLog, read_metrics
-from verireason.trainer import Learner, build_accelerator, sft_batches, sft_steps
+from verireason.loops import sft_batches, sft_steps
+from verireason.trainer import Learner, build_accelerator
 
 
 def run(cfg: SFTCfg, run_dir: Path) -> Path:
