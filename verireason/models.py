@@ -129,3 +129,12 @@ def load_causal_lm(path: str, dtype: str = "auto", device: str = "cpu"):
     except OSError as exc:
         raise not_available(path, exc) from None
     return model.to(device).train(False)  # eval mode
+
+
+def load_policy(path: str, dtype: str, device: str, gradient_checkpointing: bool = False):
+    """``load_causal_lm`` in training mode, with activation checkpointing when asked (the same gradient, less
+    memory; ``trainer.gradient_checkpointing``)."""
+    model = load_causal_lm(path, dtype, device).train()
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model

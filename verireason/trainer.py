@@ -325,8 +325,7 @@ class Learner:
             for mini in self._mini_batches(rollouts, order):
                 for key, value in self._optimizer_step(rollouts, adv, mini, old, ref).items():
                     stats[key] += value
-        if self.lr_step == "update":
-            self.scheduler.step()
+        self._end_update()
         steps = max(stats.pop("optimizer_steps", 1), 1)
         tokens = stats.pop("tokens", 0)
         out = {k: v / steps for k, v in stats.items()}
@@ -459,6 +458,11 @@ class Learner:
             with nullcontext() if k == len(batches) - 1 else self.accelerator.no_sync(self.model):
                 yield batch.to(self.accelerator.device)
 
+    def _end_update(self) -> None:
+        """The end of one update call: verl's schedule (``lr_step=update``) steps here, once."""
+        if self.lr_step == "update":
+            self.scheduler.step()
+
     def _apply(self) -> dict[str, float]:
         norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.last_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
@@ -489,10 +493,8 @@ class Learner:
             totals["loss"] += loss.item()
             for key, value in s.items():
                 totals[key] += value * share
-        out = {**totals, **self._apply(), "trained_tokens": tokens}
-        out["lr"] = self.last_lr
-        if self.lr_step == "update":  # one sft_update is one update call
-            self.scheduler.step()
+        out = {**totals, **self._apply(), "trained_tokens": tokens, "lr": self.last_lr}
+        self._end_update()  # one sft_update is one update call
         return out
 
     # --- checkpoints --------------------------------------------------------------------------------------------

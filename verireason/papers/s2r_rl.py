@@ -123,15 +123,13 @@ def part_tokens(actions: Sequence[Action], length: int, pooled: bool = True) -> 
 def part_kl(delta: torch.Tensor, parts: Sequence[int], actions: Sequence[Action]) -> list[float]:
     """Per action, the summed ``delta`` (log π_old − log π_ref) over the tokens of the part it is trained in (a
     pooled delimiter carries the whole pool's sum; an untrained action 0)."""
-    sums: dict[int, float] = {}
-    for t, p in enumerate(parts):
-        if p >= 0:
-            sums[p] = sums.get(p, 0.0) + float(delta[t])
-    out = []
-    for k, a in enumerate(actions):
-        part = parts[a.start] if a.end > a.start else -1
-        out.append(sums.get(part, 0.0) if a.trained else 0.0)
-    return out
+    if not parts:
+        return [0.0] * len(actions)
+    index = torch.tensor(parts, dtype=torch.long)
+    kept = index >= 0
+    sums = torch.zeros(int(index.max().clamp(min=0)) + 1, dtype=torch.float64)
+    sums = sums.index_add(0, index[kept], delta[: len(parts)][kept].double()).tolist()  # one sum per part
+    return [sums[parts[a.start]] if a.trained and a.end > a.start and parts[a.start] >= 0 else 0.0 for a in actions]
 
 
 def response_metrics(scored: Sequence[Scored], prefix: str) -> dict[str, float]:

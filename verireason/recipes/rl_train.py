@@ -26,7 +26,7 @@ from verireason.generation import pick_training_engine
 from verireason.grading import GRADERS, Grader
 from verireason.losses import LOSS_AGG, PART_AGGS
 from verireason.metrics import summarize
-from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
+from verireason.models import load_causal_lm, load_policy, load_tokenizer, resolve_model_path
 from verireason.plotting import TRAINING_PANELS, plot_training
 from verireason.plugins import RewardPlugins
 from verireason.prompts import VERDICT_PARSERS, chat_text, solve_messages
@@ -66,9 +66,7 @@ def build_learner(cfg, path: str, accelerator, distill: Distill | None = None, r
     when the loss's KL is on or ``reference`` asks for one (S²R folds its KL into the advantage), and an optional
     distillation term (paper 2)."""
     device, dtype = str(accelerator.device), training_dtype(cfg)
-    policy = load_causal_lm(path, dtype, device).train()
-    if cfg.trainer.gradient_checkpointing:
-        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    policy = load_policy(path, dtype, device, cfg.trainer.gradient_checkpointing)
     wanted = cfg.algo.kl_coef or reference
     ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if wanted else None
     return Learner(accelerator, policy, load_tokenizer(path), ref_model=ref, **asdict(cfg.optim),

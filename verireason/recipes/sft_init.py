@@ -23,7 +23,7 @@ from verireason.checkpoint import latest_checkpoint
 from verireason.collate import pack
 from verireason.config import SFTCfg
 from verireason.examples import read_examples
-from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
+from verireason.models import load_causal_lm, load_policy, load_tokenizer, resolve_model_path
 from verireason.plotting import plot_training
 from verireason.tracking import RunLog, read_metrics
 from verireason.loops import sft_batches, sft_steps
@@ -45,9 +45,7 @@ def run(cfg: SFTCfg, run_dir: Path) -> Path:
     dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
     device = str(accelerator.device)
     ref = load_causal_lm(base, dtype, device) if cfg.kl_coef else None
-    policy = load_causal_lm(path, dtype, device).train()
-    if cfg.gradient_checkpointing:
-        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    policy = load_policy(path, dtype, device, cfg.gradient_checkpointing)
     learner = Learner(accelerator, policy, tokenizer, ref_model=ref, mixed_precision=cfg.mixed_precision,
                       **asdict(cfg.optim))
     log = RunLog(run_dir, enabled=main, log=cfg.log)
