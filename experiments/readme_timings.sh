@@ -38,11 +38,16 @@ run stv $VR stv --method stv --bench arith preset=stv_cpu --steps 2 --out $OUT/s
 run stv_sft $VR stv --method sft --bench arith preset=stv_cpu --steps 2 --out $OUT/stv_sft
 run vil $VR vil --bench arith preset=vil_cpu --steps 2 --out $OUT/vil
 run s2r_data $VR s2r --stage data preset=s2r_cpu --out $OUT/s2r_data
-# the S²R training stages read the small paper-3 run's trajectories (bash experiments/paper3/run_small.sh first)
-S2R_BI=results/paper3-small/bi/checkpoints/step_000012
-run s2r_bi $VR s2r --stage bi --data results/paper3-small/data preset=s2r_cpu --steps 2 --out $OUT/s2r_bi
-run s2r_orl $VR s2r --stage orl --model $S2R_BI --data results/paper3-small/data preset=s2r_cpu --steps 2 \
-    --out $OUT/s2r_orl
-run s2r_prl $VR s2r --stage prl --model $S2R_BI --data results/paper3-small/data preset=s2r_cpu --steps 2 \
-    --out $OUT/s2r_prl
+# The S²R training stages read the small paper-3 run's trajectories where it exists (bash experiments/paper3/run_small.sh,
+# 70 min). Without it (the raw embedded model builds no verified trajectory of its own), BI trains on the paper-1
+# SFT records above and ORL/PRL start from the embedded model on --bench arith: the same stages at the same sizes.
+if [ -d results/paper3-small/data ]; then
+  S2R_DATA=(--data results/paper3-small/data); S2R_BI=(--model results/paper3-small/bi/checkpoints/step_000012)
+  BI_DATA=(--data results/paper3-small/data)
+else
+  S2R_DATA=(--bench arith --limit 16); S2R_BI=(); BI_DATA=(--data $OUT/sft.jsonl)
+fi
+run s2r_bi $VR s2r --stage bi "${BI_DATA[@]}" preset=s2r_cpu --steps 2 --out $OUT/s2r_bi
+run s2r_orl $VR s2r --stage orl "${S2R_BI[@]}" "${S2R_DATA[@]}" preset=s2r_cpu --steps 2 --out $OUT/s2r_orl
+run s2r_prl $VR s2r --stage prl "${S2R_BI[@]}" "${S2R_DATA[@]}" preset=s2r_cpu --steps 2 --out $OUT/s2r_prl
 cat "$LOG"

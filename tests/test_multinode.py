@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from tests.test_rl import SMALL, toy_args, toy_dir  # noqa: F401 - toy_dir is a fixture used here
 
 
@@ -34,9 +36,11 @@ def launcher(rank: int, port: int, args: list[str], cwd) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def test_two_machines_on_the_loopback_address(primed_model_dir, toy_dir, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("sharding", ["none", "fsdp2"])
+def test_two_machines_on_the_loopback_address(primed_model_dir, toy_dir, tmp_path, sharding):  # noqa: F811
     run = tmp_path / "two-machines"
-    args = ["rl-verify", *toy_args(primed_model_dir, toy_dir, run), *SMALL, "trainer.device=auto"]
+    args = ["rl-verify", *toy_args(primed_model_dir, toy_dir, run), *SMALL, "trainer.device=auto",
+            f"trainer.sharding={sharding}"]
     port = free_port()
     machines = [launcher(rank, port, args, tmp_path) for rank in (0, 1)]
     outputs = []
@@ -55,3 +59,4 @@ def test_two_machines_on_the_loopback_address(primed_model_dir, toy_dir, tmp_pat
     assert len(rollouts) == (verify_prompts - verify_prompts % 2) * 4  # both machines' rollouts, gathered
     ckpt = run / "checkpoints" / "step_000002"
     assert (ckpt / "rank0.pt").is_file() and (ckpt / "rank1.pt").is_file()  # machine 1's process saved its state
+    assert (ckpt / "optimizer").is_dir() == (sharding == "fsdp2")  # FSDP2: each machine's AdamW shards

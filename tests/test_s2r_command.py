@@ -167,6 +167,22 @@ def test_prl_resumes_step_for_step(data_run, s2r_model, toy_dir, tmp_path):
     assert untimed(split) == untimed(whole)
 
 
+def test_prl_sharded_equals_unsharded_and_runs_with_lora(data_run, s2r_model, toy_dir, tmp_path):
+    """2 processes over gloo: PRL with FSDP2 equals PRL under DDP; with LoRA (the reference: adapters off) it runs."""
+    from tests.test_sharding import _same_rows, _same_weights, torchrun
+
+    args = ["--data", str(data_run), "--steps", "2", *RL, "trainer.eval_every=0"]
+    for name, extra in (("none", []), ("fsdp2", []), ("lora", ["lora.rank=4", "lora.alpha=8"])):
+        sharding = "none" if name == "none" else "fsdp2"
+        torchrun(_args(s2r_model, toy_dir, tmp_path / name, "prl", *args, f"trainer.sharding={sharding}", *extra),
+                 tmp_path)
+    _same_rows(untimed(tmp_path / "none"), untimed(tmp_path / "fsdp2"), rel=1e-3)
+    _same_weights(tmp_path / "none" / "checkpoints" / "step_000002", tmp_path / "fsdp2" / "checkpoints" / "step_000002",
+                  1e-4)
+    assert metrics(tmp_path / "lora")[-1]["step"] == 2
+    assert (tmp_path / "lora" / "checkpoints" / "step_000002" / "adapter" / "adapter_config.json").is_file()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--stage", "nope"], "unknown stage 'nope'; valid: data, bi, orl, prl"),
     (["--stage", "bi"], "needs --data"),

@@ -1,7 +1,8 @@
 """Checkpoints a run can resume from and any tool can load.
 
 ``<run>/checkpoints/step_XXXXXX/`` holds the policy as ``save_pretrained`` writes it (so transformers, vLLM and
-``asymmetry-probe`` load it directly), the tokenizer, ``trainer_state.json`` (step plus the recipe's own state,
+``asymmetry-probe`` load it directly; under LoRA the adapters merged into it, and the adapter alone in
+``adapter/``, which ``--resume`` reads), the tokenizer, ``trainer_state.json`` (step plus the recipe's own state,
 e.g. the verify-alter buffer) and one ``rank<R>.pt`` per process with its optimizer, scheduler and RNG states (a
 sharded optimizer, FSDP or ZeRO-3, keeps its shard per rank; resume with the same number of processes). A
 checkpoint is written to ``.tmp`` and renamed when complete, so a kill mid-save never leaves a half checkpoint
@@ -17,6 +18,10 @@ import shutil
 from pathlib import Path
 
 import torch
+
+from verireason.adapters import ADAPTER_DIR, full_state_dict, is_peft, save_adapter
+from verireason.errors import UserError
+from verireason.sharding import OPTIMIZER_DIR, load_optimizer, save_optimizer
 
 STATE_FILE = "trainer_state.json"
 
@@ -46,18 +51,29 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, run_dir: Path, step: int,
-                    state: dict) -> Path:
-    """Write the checkpoint of ``step`` (every process must call this)."""
+                    state: dict, sharded=None) -> Path:
+    """Write the checkpoint of ``step`` (every process must call this). ``sharded``: the FSDP2 policy whose
+    optimizer state is saved shard by shard (``model`` is then its gathered replica)."""
     final = checkpoint_dir(run_dir, step)
     tmp = final.with_name(final.name + ".tmp")
-    weights = accelerator.get_state_dict(model)  # gathers FSDP / ZeRO-3 shards; a collective, so on every rank
+    unwrapped = accelerator.unwrap_model(model)
+    lora = is_peft(unwrapped)
+    # gathers FSDP / ZeRO-3 shards (a collective, so on every rank); LoRA: the adapters merged into the base weights
+    weights = full_state_dict(unwrapped) if lora else accelerator.get_state_dict(model)
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=weights, safe_serialization=True)
+        if lora:  # the adapter alone (resume, peft users) beside the merged model every tool loads
+            save_adapter(unwrapped, tmp / ADAPTER_DIR)
+            unwrapped = unwrapped.get_base_model()
+        unwrapped.save_pretrained(tmp, state_dict=weights, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     accelerator.wait_for_everyone()
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
-               tmp / f"rank{accelerator.process_index}.pt")
+    blob = {"scheduler": scheduler.state_dict(), "rng": rng_state()}
+    if sharded is None:
+        blob["optimizer"] = optimizer.state_dict()
+    else:
+        save_optimizer(sharded, optimizer, tmp / OPTIMIZER_DIR)
+    torch.save(blob, tmp / f"rank{accelerator.process_index}.pt")
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps({"step": step, **state}) + "\n")  # inside .tmp: renamed below
@@ -67,15 +83,24 @@ def save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, run_dir
             if older != final:
                 for blob in older.glob("rank*.pt"):
                     blob.unlink()
+                shutil.rmtree(older / OPTIMIZER_DIR, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
 
 
-def load_training_state(ckpt: Path, accelerator, optimizer, scheduler) -> dict:
+def load_training_state(ckpt: Path, accelerator, optimizer, scheduler, sharded=None) -> dict:
     """Restore optimizer, scheduler and RNG of this process; return ``trainer_state.json``. The weights are
-    loaded by building the policy from ``ckpt`` itself."""
+    loaded by building the policy from ``ckpt`` itself (LoRA: its ``adapter/``). ``sharded``: the FSDP2 policy,
+    whose optimizer shards are read from ``optimizer/``."""
     blob = torch.load(ckpt / f"rank{accelerator.process_index}.pt", map_location="cpu", weights_only=False)
-    optimizer.load_state_dict(blob["optimizer"])
+    if sharded is None:
+        if "optimizer" not in blob:
+            raise UserError(f"{ckpt} was saved by a sharded run (trainer.sharding=fsdp2): resume it sharded")
+        optimizer.load_state_dict(blob["optimizer"])
+    else:
+        if not (ckpt / OPTIMIZER_DIR).is_dir():
+            raise UserError(f"{ckpt} was saved by an unsharded run: resume it with trainer.sharding=none")
+        load_optimizer(sharded, optimizer, ckpt / OPTIMIZER_DIR)
     scheduler.load_state_dict(blob["scheduler"])
     set_rng_state(blob["rng"])
     return json.loads((ckpt / STATE_FILE).read_text())

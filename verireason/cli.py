@@ -349,6 +349,38 @@ def sft_init(ctx: typer.Context, model: ModelOpt = None, data: DataOpt = None, o
         recipe.run(to_object(composed), run_dir)
 
 
+GpusOpt = Annotated[int, typer.Option(min=1, help="GPUs per node")]
+NodesOpt = Annotated[int, typer.Option(min=1, help="nodes")]
+GpuMemOpt = Annotated[Optional[float], typer.Option(help="GB per GPU (default: the --gpu kind's)")]
+GpuOpt = Annotated[str, typer.Option(help="h100 | h200 | a100 (bandwidth, FLOP/s and memory)")]
+PromptTokensOpt = Annotated[int, typer.Option(min=1, help="prompt tokens assumed per sequence")]
+EngineOpt = Annotated[str, typer.Option(help="rollout engine on the GPUs: vllm | hf")]
+
+
+@app.command("plan", context_settings=OVERRIDES)
+def plan(ctx: typer.Context, command: Annotated[str, typer.Argument(help="rl-gen | rl-verify | sft-init | stv | vil "
+                                                                         "| s2r")],
+         model: ModelOpt = None, method: MethodOpt = None, stage: StageOpt = None, schedule: ScheduleOpt = None,
+         verifier: VerifierOpt = None, gpus: GpusOpt = 1, nodes: NodesOpt = 1, gpu_memory: GpuMemOpt = None,
+         gpu: GpuOpt = "h100", prompt_tokens: PromptTokensOpt = 200, engine: EngineOpt = "vllm") -> None:
+    """Per-GPU memory of a training run, term by term, its predicted step time and whether it fits (nothing loads)."""
+    with _user_errors():
+        from verireason.config import compose, to_object
+        from verireason.recipes import plan as recipe
+
+        if command not in recipe.TRAINING:
+            raise UserError(f"unknown command {command!r} to plan; valid: {', '.join(recipe.TRAINING)}")
+        if engine not in ("vllm", "hf"):
+            raise UserError(f"unknown --engine {engine!r}; valid: vllm, hf")
+        overrides = model_overrides(model) if model else []
+        overrides += model_overrides(verifier, "verifier") if verifier else []
+        for key, value in (("method", method), ("stage", stage), ("schedule.name", schedule)):
+            overrides += [f"{key}={value}"] if value else []
+        overrides += ["data=unread"] if command == "sft-init" else []  # a plan reads no data (an override wins)
+        cfg = to_object(compose(command, overrides + _extra_overrides(ctx.args)))
+        typer.echo(recipe.report(command, cfg, gpus, nodes, recipe.pick_gpu(gpu, gpu_memory), prompt_tokens, engine))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -60,6 +60,20 @@ def bounded(default: Any, valid: Range) -> Any:
 
 
 @dataclass
+class ArchCfg:
+    """A decoder's shape as its config.json has it, stored with an alias so ``verireason plan`` needs no download."""
+
+    hidden: int = 0
+    layers: int = 0
+    intermediate: int = 0
+    heads: int = 0
+    kv_heads: int = 0
+    vocab: int = 0
+    tied: bool = False
+    head_dim: Optional[int] = None  # None: hidden / heads
+
+
+@dataclass
 class ModelCfg:
     """A model: where its weights are and how to prompt it."""
 
@@ -71,6 +85,7 @@ class ModelCfg:
     max_context: int = bounded(4096, AT_LEAST_1)  # prompt + response tokens the model may see
     # auto (bf16 on GPU and on a CPU with AMX / AVX512-BF16, else fp32; precision.py) | float32 | bfloat16 | float16
     dtype: str = "auto"
+    arch: Optional[ArchCfg] = None  # the shape (verireason plan); None: read from the model's config.json
 
 
 @dataclass
@@ -323,7 +338,22 @@ class TrainerCfg:
     # forward/backward under bf16 autocast with fp32 master weights: auto (where the hardware does bf16: CUDA, or
     # a CPU with AMX / AVX512-BF16) | bf16 | no
     mixed_precision: str = "auto"
+    # none (one whole copy per process; DDP over several) | fsdp2 (torch's fully_shard per decoder block; sharding.py)
+    sharding: str = "none"
+    check_memory: bool = True  # on GPUs: refuse a run `verireason plan` says cannot fit (false: start anyway)
     device: str = "auto"  # auto | cpu | cuda (accelerate decides under `accelerate launch`)
+
+
+@dataclass
+class LoraCfg:
+    """LoRA adapters through peft (``verireason.adapters``); rank 0 is full fine-tuning. The initial model a method
+    needs (KL reference, STV's teacher, ViL's default verifier) is then the policy with its adapters switched off."""
+
+    rank: int = bounded(0, NON_NEGATIVE)  # 0: off
+    alpha: float = bounded(16.0, POSITIVE)  # the adapters' scale is alpha / rank
+    dropout: float = bounded(0.0, Range(0, 1, high_open=True))
+    # peft's target_modules: module names (q_proj, v_proj, ...) or ["all-linear"] (every linear layer but the head)
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
 
 
 @dataclass
@@ -350,6 +380,7 @@ class RLCfg:
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    lora: LoraCfg = field(default_factory=LoraCfg)
     log: LogCfg = field(default_factory=LogCfg)
 
 
@@ -370,11 +401,14 @@ class SFTCfg:
     save_every: int = bounded(100, AT_LEAST_1)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (same gradient)
     mixed_precision: str = "auto"  # bf16 autocast with fp32 master weights: auto | bf16 | no (precision.py)
+    sharding: str = "none"  # none | fsdp2 (sharding.py)
+    check_memory: bool = True  # on GPUs: refuse a run `verireason plan` says cannot fit (false: start anyway)
     device: str = "auto"
     seed: int = 0
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    lora: LoraCfg = field(default_factory=LoraCfg)
     log: LogCfg = field(default_factory=LogCfg)
 
 
@@ -436,6 +470,7 @@ class STVCfg:
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    lora: LoraCfg = field(default_factory=LoraCfg)
     log: LogCfg = field(default_factory=LogCfg)
 
 
@@ -475,6 +510,7 @@ class ViLCfg:
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    lora: LoraCfg = field(default_factory=LoraCfg)
     log: LogCfg = field(default_factory=LogCfg)
 
 
@@ -571,6 +607,7 @@ class S2RCfg:
     out: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    lora: LoraCfg = field(default_factory=LoraCfg)
     log: LogCfg = field(default_factory=LogCfg)
 
 

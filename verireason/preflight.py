@@ -79,15 +79,16 @@ def check_judge(judge) -> None:
 
 
 def check(command: str, cfg) -> None:
-    """All of the above that ``cfg`` uses (and the precision setting, which is read before any model loads)."""
-    trainer = getattr(cfg, "trainer", None)
-    setting = getattr(trainer, "mixed_precision", None) if trainer is not None else getattr(cfg, "mixed_precision", None)
-    if setting is not None:
-        from verireason.precision import PRECISIONS
+    """All of the above that ``cfg`` uses (and the precision and sharding settings, read before any model loads)."""
+    from verireason.precision import PRECISIONS
+    from verireason.sharding import SHARDINGS
 
-        if setting not in PRECISIONS:
-            where = "trainer.mixed_precision" if trainer is not None else "mixed_precision"
-            raise UserError(f"unknown {where}={setting!r}; valid: {', '.join(PRECISIONS)}")
+    trainer = getattr(cfg, "trainer", None)
+    for key, valid in (("mixed_precision", PRECISIONS), ("sharding", SHARDINGS)):  # read before any model loads
+        setting = getattr(trainer if trainer is not None else cfg, key, None)
+        if setting is not None and setting not in valid:
+            where = f"trainer.{key}" if trainer is not None else key
+            raise UserError(f"unknown {where}={setting!r}; valid: {', '.join(valid)}")
     log = getattr(cfg, "log", None)
     if log is not None and log.trackers:
         from verireason.trackers import check as check_trackers
@@ -100,6 +101,9 @@ def check(command: str, cfg) -> None:
         for spec in [reward.fn, *reward.extra] if reward.fn else reward.extra:
             load(spec)
     _check_inputs(command, cfg)
+    from verireason.recipes.plan import check_fits
+
+    check_fits(command, cfg)  # on GPUs: a run that cannot fit is refused here (trainer.check_memory=false: go ahead)
 
 
 def _check_inputs(command: str, cfg) -> None:

@@ -1,4 +1,4 @@
-"""The training engine: a ``Learner`` (policy, optimizer, rollout engine, one ``update``) and the two loops.
+"""The training engine: a ``Learner`` (policy, optimizer, rollout engine, one ``update``).
 
 * ``Learner.update(rollouts)``: group advantages (or the rollouts' own per-token advantages) → mini-batches →
   clipped policy-gradient loss, its ratio per token or, with ``loss_agg=part_mean``, per action from the action's
@@ -9,17 +9,19 @@
 The loops that drive it are in ``verireason.loops``.
 
 Distribution goes through ``accelerate``: the same code runs on one CPU, one GPU, or many GPUs/nodes under
-``accelerate launch`` (DDP, FSDP, DeepSpeed ZeRO-3; configs in ``conf/accelerate/``). Each process samples and
-trains on its share of the prompts; graded results are gathered so every process builds the same verification
-set. Rollouts come from the live policy through ``HFGenerator.from_model``, or from a colocated vLLM engine
-(``colocate.ColocatedVLLM``) into which the trainer pushes its weights after every optimizer step, before the next
-rollout. Either engine records each sampled token's log-prob; the update logs how far the trainer's own log-probs
-of the same tokens are from them (``logprob_diff``) and can weight each token by the truncated importance ratio
-(``tis_cap``).
+``torchrun`` or ``accelerate launch`` (DDP; the suite's own FSDP2 with ``sharding="fsdp2"``, ``sharding.py``;
+DeepSpeed ZeRO-3, unverified; configs in ``conf/accelerate/``). LoRA policies come from ``adapters.py``. Each
+process samples and trains on its share of the prompts; graded results are gathered so every process builds the
+same verification set. Rollouts (``rollouts.Rollouts``, the Learner's sampling side) come from the live policy
+through ``HFGenerator.from_model``, or from a colocated vLLM engine (``colocate.ColocatedVLLM``) into which the
+trainer pushes its weights after every optimizer step, before the next rollout. Either engine records each sampled
+token's log-prob; the update logs how far the trainer's own log-probs of the same tokens are from them
+(``logprob_diff``) and can weight each token by the truncated importance ratio (``tis_cap``).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -30,11 +32,10 @@ from pathlib import Path
 
 import torch
 
+from verireason.adapters import AdaptersOff, trainable_parameters
 from verireason.advantages import group_advantages
 from verireason.checkpoint import load_training_state, save_checkpoint
 from verireason.collate import TrainBatch, pack, rollouts_to_batch
-from verireason.config import SamplingCfg
-from verireason.generation import HFGenerator
 from verireason.losses import (
     DIVERGENCES,
     PART_AGGS,
@@ -50,8 +51,9 @@ from verireason.losses import (
     token_entropy,
     token_logprobs,
 )
-from verireason.protocols import generate_batched
-from verireason.records import Completion, Rollout
+from verireason.records import Rollout
+from verireason.rollouts import Rollouts
+from verireason.sharding import SHARDINGS, grad_norm_value, lockstep, shard_model
 
 
 class Timer:
@@ -138,7 +140,7 @@ class Distill:
             raise ValueError(f"unknown divergence {self.divergence!r}; valid: {', '.join(DIVERGENCES)}")
 
 
-class Learner:
+class Learner(Rollouts):
     """The policy being trained, its optimizer and LR schedule, and its rollout engine: ``HFGenerator`` over the
     live policy (``rollout_engine=None``) or a ``ColocatedVLLM`` kept in step by weight pushes.
 
@@ -153,7 +155,7 @@ class Learner:
                  mini_batch_prompts: int | None = None, tis_cap: float | None = None,
                  logprob_diff_threshold: float = 0.1, logprob_temperature: str = "sampling",
                  sampling_temperature: float = 1.0, kl_clamp: float | None = None, lr_step: str = "optimizer",
-                 micro_batch_tokens: int | None = None, mixed_precision: str = "no",
+                 micro_batch_tokens: int | None = None, mixed_precision: str = "no", sharding: str = "none",
                  gen_batch_size: int = 64, max_context: int = 4096, distill: Distill | None = None,
                  rollout_engine=None):
         self.accelerator = accelerator
@@ -183,9 +185,21 @@ class Learner:
         # second setting (a notebook or test suite running several commands); for bf16 it is the same autocast.
         self.bf16 = resolve(mixed_precision, accelerator.device.type) == "bf16"
         self.warmup_steps = warmup_steps
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        # The scheduler is not passed through prepare(): accelerate would step it once per process.
-        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        if sharding not in SHARDINGS:
+            raise ValueError(f"unknown sharding {sharding!r}; valid: {', '.join(SHARDINGS)}")
+        self.sharded = sharding == "fsdp2"
+        # FSDP2 (sharding.py): generation and the frozen LoRA base read an unsharded replica of the policy
+        self.replica = copy.deepcopy(model).train(False).requires_grad_(False) if self.sharded else None
+        self.replica_stale = False
+        if self.sharded and isinstance(self.ref_model, AdaptersOff):  # the base weights never change: no collective
+            self.ref_model.policy = self.replica
+        # all parameters in full fine-tuning, the adapters' under LoRA (adapters.py)
+        if self.sharded:
+            self.model = shard_model(model, accelerator.device.type)
+            self.optimizer = torch.optim.AdamW(trainable_parameters(self.model), lr=lr, weight_decay=weight_decay)
+        else:  # the scheduler is not passed through prepare(): accelerate would step it once per process
+            optimizer = torch.optim.AdamW(trainable_parameters(model), lr=lr, weight_decay=weight_decay)
+            self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.scheduler = self._new_scheduler()
         self.gen_batch_size, self.max_context = gen_batch_size, max_context
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -206,80 +220,6 @@ class Learner:
         self.optimizer.state.clear()
         self.scheduler = self._new_scheduler()
 
-    # --- rollouts -----------------------------------------------------------------------------------------------
-
-    @contextmanager
-    def _generation_model(self) -> Iterator[torch.nn.Module]:
-        """The full, unwrapped policy in eval mode; FSDP and ZeRO-3 gather their shards for the duration."""
-        from accelerate.utils import DistributedType
-
-        kind = self.accelerator.distributed_type
-        if kind == DistributedType.FSDP:
-            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-            gather = FSDP.summon_full_params(self.model, writeback=False, recurse=True)
-        elif kind == DistributedType.DEEPSPEED:
-            import deepspeed
-
-            gather = deepspeed.zero.GatheredParameters(list(self.model.parameters()), modifier_rank=None)
-        else:
-            gather = nullcontext()
-        model = self.accelerator.unwrap_model(self.model)
-        with gather:
-            model.train(False)  # eval mode
-            try:
-                yield model
-            finally:
-                model.train()
-
-    @contextmanager
-    def engine(self, model=None) -> Iterator[HFGenerator]:
-        """A rollout engine over the current policy (or over ``model``, a frozen one), valid inside the block:
-        the colocated vLLM engine, awake and holding the current weights, when there is one."""
-        if model is None and self.rollout_engine is not None:
-            with self.rollout_engine.awake() as engine:
-                self.sync_engine()
-                yield engine
-            return
-        with nullcontext(model) if model is not None else self._generation_model() as chosen:
-            yield HFGenerator.from_model(chosen, self.tokenizer, batch_size=self.gen_batch_size,
-                                         max_context=self.max_context, record_logprobs=model is None,
-                                         logprob_temperature="raw" if self.temperature == 1.0 else "sampling")
-
-    def sync_engine(self) -> None:
-        """Push the policy's weights into the colocated engine if an optimizer step ran since the last push (the
-        engine must be awake). Pushing once before the next rollout, not after each of PPO's mini-batch steps,
-        samples exactly the same: the engine is not read in between."""
-        if self.rollout_engine is None or not self.engine_stale:
-            return
-        start = time.perf_counter()
-        with self._generation_model() as policy:  # gathered under FSDP / ZeRO-3
-            self.rollout_engine.push(policy.named_parameters())
-        self.engine_stale = False
-        self.push_seconds += time.perf_counter() - start
-
-    def generate(self, prompts: list[str], sampling: SamplingCfg, seed: int, model=None) -> list[list[Completion]]:
-        """``sampling.n`` completions per prompt from the current policy, or from ``model`` (a frozen teacher or
-        verifier on the same device), for this process's prompts only."""
-        if not prompts:
-            return []
-        with self.engine(model) as engine, self.autocast():  # the live fp32 policy samples in bf16 where that is on
-            return generate_batched(engine, prompts, sampling, seed)
-
-    def shard(self, items: Sequence) -> list:
-        """This process's share of ``items`` (every process gets the same count; a remainder is dropped)."""
-        world = self.accelerator.num_processes
-        usable = len(items) - len(items) % world
-        return list(items[self.accelerator.process_index : usable : world])
-
-    def gather(self, items: list) -> list:
-        """Every process's ``items``, concatenated in process order (a collective)."""
-        if self.accelerator.num_processes == 1:
-            return items
-        from accelerate.utils import gather_object
-
-        return gather_object(items)
-
     # --- updates ------------------------------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -287,14 +227,26 @@ class Learner:
         """Per-rollout completion log-probs under ``model`` (no gradient), for PPO's old policy or the reference."""
         rollouts = list(rollouts)
         out: list[torch.Tensor | None] = [None] * len(rollouts)
-        for plan in self.micro_plan(rollouts, range(len(rollouts))):
+        plans = self.micro_plan(rollouts, range(len(rollouts)))
+        real = self._lockstep(plans, [0])
+        for k, plan in enumerate(plans):
             chunk = [rollouts[i] for i in plan]
             batch = rollouts_to_batch(chunk, [0.0] * len(chunk), self.pad_id).to(self.accelerator.device)
             with self.autocast():  # the frozen copies compute as the policy does
                 logp = token_logprobs(self._logits(model, batch), batch.targets).float().cpu()
+            if k >= real:  # a lockstep filler: its forward only keeps the processes in step
+                continue
             for i, row, r in zip(plan, logp, chunk):
                 out[i] = row[len(row) - len(r.completion_ids):]
         return out
+
+    def _lockstep(self, plan: list[list[int]], filler: list[int]) -> int:
+        """Under FSDP2, pad ``plan`` in place with ``filler`` micro-batches up to the largest count over the
+        processes (sharded forwards are collectives); returns how many of them are real."""
+        real = len(plan)
+        if self.sharded:
+            plan.extend([filler] * (lockstep(real, self.accelerator.device) - real))
+        return real
 
     def autocast(self):
         """bf16 autocast on the training device when mixed precision is on; else nothing."""
@@ -364,18 +316,21 @@ class Learner:
         if self.skip_zero_advantage and ref is None and self.distill is None:
             indices = [i for i in indices if _moves(rollouts[i], adv[i])]
         micro = self.micro_plan(rollouts, indices)
+        real = self._lockstep(micro, [indices[0] if indices else 0])
         ran = max(sum(rollouts[i].trained_tokens for i in indices), 1)  # statistics are over what ran
         if not micro:
-            for p in self.model.parameters():
+            for p in trainable_parameters(self.model):
                 p.grad = torch.zeros_like(p)
         totals: dict[str, float] = defaultdict(float, loss=0.0, clip_frac=0.0, kl=0.0)
-        totals["entropy"] = 0.0 if micro else float("nan")  # nothing ran: no entropy to report
+        totals["entropy"] = 0.0 if real else float("nan")  # nothing ran: no entropy to report
         batches = [rollouts_to_batch([rollouts[i] for i in chunk], [adv[i] for i in chunk], self.pad_id)
                    for chunk in micro]
-        if batches:  # the share of the forward passes' positions that are padding
-            totals["padding"] = 1 - sum(float(b.attention_mask.sum()) for b in batches) / sum(
-                b.attention_mask.numel() for b in batches)
-        for chunk, batch in zip(micro, self._micro_batches(batches)):
+        if real:  # the share of the forward passes' positions that are padding
+            totals["padding"] = 1 - sum(float(b.attention_mask.sum()) for b in batches[:real]) / sum(
+                b.attention_mask.numel() for b in batches[:real])
+        for k, (chunk, batch) in enumerate(zip(micro, self._micro_batches(batches))):
+            # a lockstep filler (FSDP2) runs the same forward and backward with its loss zeroed, into no statistics
+            sink = totals if k < real else defaultdict(float)
             with self.autocast():
                 logits = self._logits(self.model, batch)  # [B, C, V], fp32
             logp = token_logprobs(logits, batch.targets)  # [B, C]
@@ -385,11 +340,11 @@ class Learner:
             weights = None
             if batch.sample_logp is not None:  # the engine's probabilities vs the trainer's (sampling weights)
                 diff, over = logprob_mismatch(old_logp, batch.sample_logp, batch.loss_mask, self.diff_threshold)
-                totals["logprob_diff"] += diff / ran
-                totals["logprob_diff_frac"] += over / ran
+                sink["logprob_diff"] += diff / ran
+                sink["logprob_diff_frac"] += over / ran
                 if self.tis_cap is not None:
                     weights = tis_weights(old_logp, batch.sample_logp, self.tis_cap)
-                    totals["tis_weight"] += float((weights * batch.loss_mask).sum()) / ran
+                    sink["tis_weight"] += float((weights * batch.loss_mask).sum()) / ran
             if agg in PART_AGGS:
                 if batch.parts is None:
                     raise ValueError(f"loss_agg={agg} needs rollouts with parts (S²R's actions)")
@@ -404,13 +359,15 @@ class Learner:
                 term = self._divergence(logits, logp, batch, [rollouts[i] for i in chunk])  # [B, C]
                 loss = d.pg_coef * loss + d.coef * aggregate(term, batch.loss_mask, self.hyper["agg"], denom)
                 key = "jsd" if d.divergence == "jsd" else "sampled_rkl"
-                totals[key] += float((term.detach() * batch.loss_mask).sum()) / ran
+                sink[key] += float((term.detach() * batch.loss_mask).sum()) / ran
+            if k >= real:
+                loss = loss * 0.0
             self.accelerator.backward(loss)
             share = float(batch.loss_mask.sum()) / ran
-            totals["loss"] += loss.item()
+            sink["loss"] += loss.item()
             for key in ("clip_frac", "kl"):
-                totals[key] += s[key] * share
-            totals["entropy"] += float((token_entropy(logits) * batch.loss_mask).sum()) / ran
+                sink[key] += s[key] * share
+            sink["entropy"] += float((token_entropy(logits) * batch.loss_mask).sum()) / ran
         return {**totals, **self._apply(), "tokens": tokens, "optimizer_steps": 1}
 
     def _divergence(self, logits, logp, batch: TrainBatch, rollouts: Sequence[Rollout]) -> torch.Tensor:
@@ -453,9 +410,10 @@ class Learner:
 
     def _micro_batches(self, batches: Sequence[TrainBatch]) -> Iterator[TrainBatch]:
         """Each micro-batch on the device; the caller's backward runs inside ``no_sync`` for all but the last, so
-        gradients are all-reduced once per optimizer step."""
+        gradients are all-reduced once per optimizer step (FSDP2 reduce-scatters each micro-batch's)."""
         for k, batch in enumerate(batches):
-            with nullcontext() if k == len(batches) - 1 else self.accelerator.no_sync(self.model):
+            last = k == len(batches) - 1 or self.sharded
+            with nullcontext() if last else self.accelerator.no_sync(self.model):
                 yield batch.to(self.accelerator.device)
 
     def _end_update(self) -> None:
@@ -464,10 +422,13 @@ class Learner:
             self.scheduler.step()
 
     def _apply(self) -> dict[str, float]:
-        norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if self.sharded:  # over the shards: the global norm, as a DTensor
+            norm = grad_norm_value(torch.nn.utils.clip_grad_norm_(trainable_parameters(self.model), self.grad_clip))
+        else:
+            norm = self.accelerator.clip_grad_norm_(trainable_parameters(self.model), self.grad_clip)
         self.last_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used
         self.optimizer.step()
-        self.engine_stale = True
+        self.engine_stale = self.replica_stale = True
         if self.lr_step == "optimizer":
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -479,7 +440,10 @@ class Learner:
         """One optimizer step over micro-batches of a supervised batch (token-mean over all trained tokens)."""
         tokens = sum(float(b.loss_mask.sum()) for b in batches)
         totals: dict[str, float] = defaultdict(float)
-        for batch in self._micro_batches(batches):
+        batches = list(batches)
+        plan = [[k] for k in range(len(batches))]
+        real = self._lockstep(plan, [0])
+        for k, batch in enumerate(self._micro_batches([batches[i] for i, in plan])):
             with self.autocast():
                 logits = forward_logits(self.model, batch)
             ref_logits = None
@@ -488,6 +452,9 @@ class Learner:
                     ref_logits = forward_logits(self.ref_model, batch)
             loss, s = sft_loss(logits, batch.targets, batch.loss_mask, ref_logits=ref_logits, kl_coef=kl_coef,
                                denom=max(tokens, 1))
+            if k >= real:  # a lockstep filler (FSDP2): the same collectives, no gradient, no statistics
+                self.accelerator.backward(loss * 0.0)
+                continue
             self.accelerator.backward(loss)
             share = float(batch.loss_mask.sum()) / max(tokens, 1)
             totals["loss"] += loss.item()
@@ -500,8 +467,13 @@ class Learner:
     # --- checkpoints --------------------------------------------------------------------------------------------
 
     def save(self, run_dir: Path, step: int, state: dict) -> Path:
-        return save_checkpoint(self.accelerator, self.model, self.tokenizer, self.optimizer, self.scheduler,
-                               run_dir, step, state)
+        if not self.sharded:
+            return save_checkpoint(self.accelerator, self.model, self.tokenizer, self.optimizer, self.scheduler,
+                                   run_dir, step, state)
+        with self._generation_model() as whole:  # the replica, gathered: the weights the checkpoint holds
+            return save_checkpoint(self.accelerator, whole, self.tokenizer, self.optimizer, self.scheduler,
+                                   run_dir, step, state, sharded=self.model)
 
     def load(self, ckpt: Path) -> dict:
-        return load_training_state(ckpt, self.accelerator, self.optimizer, self.scheduler)
+        return load_training_state(ckpt, self.accelerator, self.optimizer, self.scheduler,
+                                   sharded=self.model if self.sharded else None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from verireason.adapters import INITIAL, policy_and_initial
 from verireason.advantages import ADVANTAGES
 from verireason.checkpoint import latest_checkpoint
 from verireason.config import RLCfg
@@ -26,7 +27,7 @@ from verireason.generation import pick_training_engine
 from verireason.grading import GRADERS, Grader
 from verireason.losses import LOSS_AGG, PART_AGGS
 from verireason.metrics import summarize
-from verireason.models import load_causal_lm, load_policy, load_tokenizer, resolve_model_path
+from verireason.models import load_tokenizer, resolve_model_path
 from verireason.plotting import TRAINING_PANELS, plot_training
 from verireason.plugins import RewardPlugins
 from verireason.prompts import VERDICT_PARSERS, chat_text, solve_messages
@@ -62,16 +63,20 @@ def training_dtype(cfg) -> str:
 
 def build_learner(cfg, path: str, accelerator, distill: Distill | None = None, reference: bool = False) -> Learner:
     """The policy at ``path`` (the initial model or a checkpoint) with the optimizer and loss of ``cfg`` (any
-    training config with ``model``, ``algo``, ``optim`` and ``engine``), a frozen reference (the initial model)
-    when the loss's KL is on or ``reference`` asks for one (S²R folds its KL into the advantage), and an optional
-    distillation term (paper 2)."""
+    training config with ``model``, ``algo``, ``optim``, ``engine`` and ``lora``), the frozen initial model as its
+    ``ref_model`` when the loss's KL is on, ``reference`` asks for it (S²R folds its KL into the advantage) or the
+    distillation term's teacher is ``INITIAL`` (STV's frozen teacher; the same object then), and an optional
+    distillation term (paper 2). Under LoRA the initial model is the policy with its adapters off (adapters.py)."""
     device, dtype = str(accelerator.device), training_dtype(cfg)
-    policy = load_policy(path, dtype, device, cfg.trainer.gradient_checkpointing)
-    wanted = cfg.algo.kl_coef or reference
-    ref = load_causal_lm(resolve_model_path(cfg.model), dtype, device) if wanted else None
+    wants_teacher = distill is not None and distill.teacher == INITIAL
+    keep = bool(cfg.algo.kl_coef or reference or wants_teacher)
+    policy, ref = policy_and_initial(path, resolve_model_path(cfg.model), cfg.lora, dtype, device,
+                                     cfg.trainer.gradient_checkpointing, keep_initial=keep, seed=cfg.seed)
+    if wants_teacher:
+        distill.teacher = ref
     return Learner(accelerator, policy, load_tokenizer(path), ref_model=ref, **asdict(cfg.optim),
                    **asdict(cfg.algo), sampling_temperature=cfg.sampling.temperature,
-                   mixed_precision=cfg.trainer.mixed_precision,
+                   mixed_precision=cfg.trainer.mixed_precision, sharding=cfg.trainer.sharding,
                    gen_batch_size=cfg.engine.batch_size, max_context=cfg.model.max_context,
                    distill=distill, rollout_engine=build_rollout_engine(cfg, path, accelerator))
 

@@ -149,7 +149,8 @@ def behaviour_init(cfg: S2RCfg, run_dir: Path) -> Path:
                  save_every=b.save_every, device=cfg.trainer.device, seed=cfg.seed, out=str(run_dir),
                  resume=cfg.resume, progress=cfg.progress, log=cfg.log,
                  mixed_precision=cfg.trainer.mixed_precision,
-                 gradient_checkpointing=cfg.trainer.gradient_checkpointing)
+                 gradient_checkpointing=cfg.trainer.gradient_checkpointing, lora=cfg.lora,
+                 sharding=cfg.trainer.sharding)
     return sft_init.run(sft, run_dir)
 
 

@@ -23,7 +23,8 @@ from verireason.checkpoint import latest_checkpoint
 from verireason.collate import pack
 from verireason.config import SFTCfg
 from verireason.examples import read_examples
-from verireason.models import load_causal_lm, load_policy, load_tokenizer, resolve_model_path
+from verireason.adapters import policy_and_initial
+from verireason.models import load_tokenizer, resolve_model_path
 from verireason.plotting import plot_training
 from verireason.tracking import RunLog, read_metrics
 from verireason.loops import sft_batches, sft_steps
@@ -44,9 +45,10 @@ def run(cfg: SFTCfg, run_dir: Path) -> Path:
     examples = read_examples(Path(cfg.data), tokenizer, cfg.max_length)
     dtype = "float32" if cfg.model.dtype == "auto" else cfg.model.dtype
     device = str(accelerator.device)
-    ref = load_causal_lm(base, dtype, device) if cfg.kl_coef else None
-    policy = load_policy(path, dtype, device, cfg.gradient_checkpointing)
+    policy, ref = policy_and_initial(path, base, cfg.lora, dtype, device, cfg.gradient_checkpointing,
+                                     keep_initial=bool(cfg.kl_coef), seed=cfg.seed)
     learner = Learner(accelerator, policy, tokenizer, ref_model=ref, mixed_precision=cfg.mixed_precision,
+                      sharding=cfg.sharding,
                       **asdict(cfg.optim))
     log = RunLog(run_dir, enabled=main, log=cfg.log)
     start = learner.load(resume_from)["step"] if resume_from else 0

@@ -2,11 +2,11 @@
 
 Wires ``papers.stv.VerifierTraining`` to the training engine: the policy is the student verifier; ``opd``/``stv``
 add a ``Distill`` term whose teacher is the frozen initial model (``distill.teacher=frozen``, loaded once beside
-the policy) or the live policy; ``sft`` trains on the informed teacher's right verifications. Per step
-``metrics.jsonl`` has the verifier's accuracy, balanced accuracy, TPR, TNR, precision of accepts, unparseable
-rate, feedback tokens, reward and divergence per token; held-out verification metrics (``heldout/*``) on a fixed
-candidate set every ``trainer.eval_every`` steps; checkpoints that ``eval --verifier`` loads; ``--resume``;
-``training.png``.
+the policy; under LoRA the policy with its adapters off) or the live policy; ``sft`` trains on the informed
+teacher's right verifications. Per step ``metrics.jsonl`` has the verifier's accuracy, balanced accuracy, TPR,
+TNR, precision of accepts, unparseable rate, feedback tokens, reward and divergence per token; held-out
+verification metrics (``heldout/*``) on a fixed candidate set every ``trainer.eval_every`` steps; checkpoints that
+``eval --verifier`` loads; ``--resume``; ``training.png``.
 
 Run: ``verireason stv --method stv --bench arith preset=stv_cpu`` (laptop) or
 ``verireason stv --model qwen3-8b preset=stv --data-dir data/`` (the paper's setting, papers.md §2.6).
@@ -17,12 +17,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from verireason.adapters import INITIAL
 from verireason.checkpoint import latest_checkpoint
 from verireason.config import STVCfg
 from verireason.errors import UserError
 from verireason.grading import Grader
 from verireason.losses import DIVERGENCES
-from verireason.models import load_causal_lm, resolve_model_path
+from verireason.models import resolve_model_path
 from verireason.papers.stv import (
     METHODS,
     Pool,
@@ -34,7 +35,7 @@ from verireason.papers.stv import (
     with_verdict_stops,
 )
 from verireason.records import Judged, Problem, Sample
-from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, train, training_dtype
+from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, train
 from verireason.tracking import RecordLog, RunLog
 from verireason.trainer import Distill, Learner, build_accelerator
 
@@ -68,12 +69,12 @@ def check(cfg: STVCfg) -> None:
     check_choices(cfg)
 
 
-def distill_term(cfg: STVCfg, frozen) -> Distill | None:
+def distill_term(cfg: STVCfg) -> Distill | None:
     """The method's distillation term: none for verdict_rl and sft, OPD alone for opd, OPD + PG for stv."""
     if cfg.method not in ("opd", "stv"):
         return None
     d = cfg.distill
-    return Distill(frozen if d.teacher == "frozen" else "live", coef=d.opd_coef,
+    return Distill(INITIAL if d.teacher == "frozen" else "live", coef=d.opd_coef,
                    pg_coef=d.pg_coef if cfg.method == "stv" else 0.0, beta=d.beta, top_k=d.top_k, chunk=d.chunk,
                    divergence=d.divergence)
 
@@ -114,9 +115,10 @@ def run(cfg: STVCfg, run_dir: Path) -> Path:
     pool = read_candidates(cfg.candidates.samples, problems) if cfg.candidates.samples else None
     initial = resolve_model_path(cfg.model)
     needs_frozen = cfg.distill.teacher == "frozen" and cfg.method != "verdict_rl"
-    frozen = load_causal_lm(initial, training_dtype(cfg), str(accelerator.device)) if needs_frozen else None
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
-    learner = build_learner(cfg, str(resume_from or initial), accelerator, distill_term(cfg, frozen))
+    learner = build_learner(cfg, str(resume_from or initial), accelerator, distill_term(cfg),
+                            reference=needs_frozen)
+    frozen = learner.ref_model if needs_frozen else None  # the initial model, loaded once (LoRA: adapters off)
     log = RunLog(run_dir, enabled=main, log=cfg.log)
     start, _ = restore(learner, log, resume_from, run_dir, main)
     grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)

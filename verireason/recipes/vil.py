@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from verireason.adapters import AdaptersOff
 from verireason.checkpoint import latest_checkpoint
 from verireason.config import ViLCfg
 from verireason.errors import UserError
@@ -34,7 +35,7 @@ from verireason.papers.stv import (
 )
 from verireason.recipes.rl_train import build_learner, check_choices, problems_of, restore, train, training_dtype
 from verireason.tracking import RunLog
-from verireason.trainer import build_accelerator
+from verireason.trainer import Learner, build_accelerator
 
 PANELS = (
     ("reward", ("vil/reward",)),
@@ -59,11 +60,16 @@ def check(cfg: ViLCfg) -> None:
     check_choices(cfg)
 
 
-def frozen_verifier(cfg: ViLCfg, device: str) -> HFGenerator:
-    """The verifier's rollout engine: its weights loaded once, no gradient, beside the policy."""
+def frozen_verifier(cfg: ViLCfg, learner: Learner) -> HFGenerator:
+    """The verifier's rollout engine: ``cfg.verifier``'s weights loaded once, no gradient, beside the policy; by
+    default the initial model, which under LoRA is the policy with its adapters off (no second copy)."""
     model_cfg = cfg.verifier or cfg.model
     path = resolve_model_path(model_cfg)
-    model = load_causal_lm(path, training_dtype(cfg), device).train(False).requires_grad_(False)
+    if cfg.verifier is None and cfg.lora.rank:  # FSDP2: the unsharded replica (its base weights never change)
+        model = AdaptersOff(learner.replica if learner.sharded else learner.accelerator.unwrap_model(learner.model))
+    else:
+        model = load_causal_lm(path, training_dtype(cfg), str(learner.accelerator.device))
+        model = model.train(False).requires_grad_(False)
     return HFGenerator.from_model(model, load_tokenizer(path), batch_size=cfg.engine.batch_size,
                                   max_context=model_cfg.max_context)
 
@@ -80,7 +86,7 @@ def run(cfg: ViLCfg, run_dir: Path) -> Path:
     resume_from = latest_checkpoint(run_dir) if cfg.resume else None
     learner = build_learner(cfg, str(resume_from or resolve_model_path(cfg.model)), accelerator)
     needs_verifier = cfg.vil.mode == "online" or (cfg.trainer.eval_every and held_problems)
-    verifier = frozen_verifier(cfg, str(accelerator.device)) if needs_verifier else None
+    verifier = frozen_verifier(cfg, learner) if needs_verifier else None
     log = RunLog(run_dir, enabled=main, log=cfg.log)
     start, _ = restore(learner, log, resume_from, run_dir, main)
     grader = Grader(cfg.grader.name, cfg.grader.timeout_s, cfg.grader.workers)
