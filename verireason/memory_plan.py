@@ -7,7 +7,8 @@ with or without LoRA:
 * **policy weights**: fp32 master weights (``training_dtype``), sharded 1/N under fsdp2 and ZeRO-3; under LoRA the
   frozen base (fp32 as well: ``adapters.policy_and_initial`` loads it in the training dtype) plus the adapters.
 * **gradients** (fp32) and **AdamW m and v** (2 × fp32) of the trainable parameters, sharded likewise.
-* **FSDP2 replica**: ``sharding.py``'s unsharded copy that generation, the weight push and checkpoints read.
+* **FSDP2 replica**: ``sharding.py``'s unsharded copy that generation, the weight push and checkpoints read (under
+  ZeRO-3 the same size, gathered while sampling, pushing or saving).
 * **frozen initial model** (KL reference, STV's teacher, S²R's reference): a whole fp32 copy on each process; none
   under LoRA (the policy with its adapters off). **ViL verifier**: a second model when ``verifier`` is set.
 * **activations** of one micro-batch (``micro_batch_tokens``, or ``micro_batch_size`` × the longest sequence): the
@@ -169,6 +170,9 @@ def memory_terms(w: Workload, gpu_memory: float) -> list[Term]:
     if w.sharding == "fsdp2":
         terms.append(Term("FSDP2 replica", (p + (trainable if w.lora_rank else 0)) * FP32,
                           "whole fp32 copy for generation, push, checkpoints"))
+    elif w.sharding == "zero3":  # GatheredParameters for sampling, the push and checkpoints: the whole model at once
+        terms.append(Term("ZeRO-3 gathered weights", (p + (trainable if w.lora_rank else 0)) * FP32,
+                          "whole fp32 weights while sampling, pushing, saving"))
     if w.keeps_initial and not w.lora_rank:
         terms.append(Term("frozen initial model", p * FP32, "whole fp32 copy per process"))
     if w.verifier is not None:
