@@ -62,7 +62,8 @@ class Rollouts:
                 self.sync_engine()
                 yield engine
             return
-        with nullcontext(model) if model is not None else self._generation_model() as chosen:
+        # under bf16 mixed precision the fp32 policy samples in bf16 here, for every caller (V-R episodes too)
+        with nullcontext(model) if model is not None else self._generation_model() as chosen, self.autocast():
             yield HFGenerator.from_model(chosen, self.tokenizer, batch_size=self.gen_batch_size,
                                          max_context=self.max_context, record_logprobs=model is None,
                                          logprob_temperature="raw" if self.temperature == 1.0 else "sampling")
@@ -87,7 +88,7 @@ class Rollouts:
                 pass
         if not prompts:
             return []
-        with self.engine(model) as engine, self.autocast():  # the live fp32 policy samples in bf16 where that is on
+        with self.engine(model) as engine:
             return generate_batched(engine, prompts, sampling, seed)
 
     def shard(self, items: Sequence) -> list:
