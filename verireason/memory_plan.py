@@ -163,15 +163,16 @@ def memory_terms(w: Workload, gpu_memory: float) -> list[Term]:
     p = a.params
     trainable = a.lora_params(w.lora_rank, w.lora_targets) if w.lora_rank else p
     where = f"1/{shard} of " if shard > 1 else ""
-    terms = [Term("policy weights", (p + (trainable if w.lora_rank else 0)) * FP32 / shard,
+    whole = p + (trainable if w.lora_rank else 0)  # the policy's parameters, adapters included
+    terms = [Term("policy weights", whole * FP32 / shard,
                   f"{where}{p / 1e9:.2f} B fp32" + (f" + {trainable / 1e6:.1f} M adapter" if w.lora_rank else "")),
              Term("gradients", trainable * FP32 / shard, f"{where}fp32 of {trainable / 1e6:.1f} M trainable"),
              Term("AdamW m, v", trainable * 2 * FP32 / shard, f"{where}2 × fp32")]
     if w.sharding == "fsdp2":
-        terms.append(Term("FSDP2 replica", (p + (trainable if w.lora_rank else 0)) * FP32,
+        terms.append(Term("FSDP2 replica", whole * FP32,
                           "whole fp32 copy for generation, push, checkpoints"))
     elif w.sharding == "zero3":  # GatheredParameters for sampling, the push and checkpoints: the whole model at once
-        terms.append(Term("ZeRO-3 gathered weights", (p + (trainable if w.lora_rank else 0)) * FP32,
+        terms.append(Term("ZeRO-3 gathered weights", whole * FP32,
                           "whole fp32 weights while sampling, pushing, saving"))
     if w.keeps_initial and not w.lora_rank:
         terms.append(Term("frozen initial model", p * FP32, "whole fp32 copy per process"))

@@ -193,13 +193,12 @@ class Learner(Rollouts):
         self.replica_stale = False
         if self.sharded and isinstance(self.ref_model, AdaptersOff):  # the base weights never change: no collective
             self.ref_model.policy = self.replica
-        # all parameters in full fine-tuning, the adapters' under LoRA (adapters.py)
         if self.sharded:
-            self.model = shard_model(model, accelerator.device.type)
-            self.optimizer = torch.optim.AdamW(trainable_parameters(self.model), lr=lr, weight_decay=weight_decay)
-        else:  # the scheduler is not passed through prepare(): accelerate would step it once per process
-            optimizer = torch.optim.AdamW(trainable_parameters(model), lr=lr, weight_decay=weight_decay)
-            self.model, self.optimizer = accelerator.prepare(model, optimizer)
+            model = shard_model(model, accelerator.device.type)
+        # all parameters in full fine-tuning, the adapters' under LoRA (adapters.py)
+        optimizer = torch.optim.AdamW(trainable_parameters(model), lr=lr, weight_decay=weight_decay)
+        # FSDP2 is not wrapped again; the scheduler is not passed through prepare() (stepped once per process)
+        self.model, self.optimizer = (model, optimizer) if self.sharded else accelerator.prepare(model, optimizer)
         self.scheduler = self._new_scheduler()
         self.gen_batch_size, self.max_context = gen_batch_size, max_context
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
