@@ -1,6 +1,6 @@
 """FSDP2 (``trainer.sharding=fsdp2``, verireason.sharding) on 2 CPU processes over gloo, under ``torchrun``: the
 sharded run equals the unsharded (DDP) run of the same command, its checkpoint (the gathered weights) equals the
-unsharded one, a resumed sharded run repeats the uninterrupted one, and LoRA runs sharded.
+unsharded one, a sharded run killed with SIGKILL and resumed repeats the uninterrupted one, and LoRA runs sharded.
 
 Tolerance: both runs see the same rollouts (generation reads whole weights either way); they differ only in how the
 gradients are summed over the two processes (FSDP2's reduce-scatter per micro-batch vs DDP's one all-reduce), a
@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,12 +33,34 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(args: list[str], cwd: Path) -> None:
+def _launch(args: list[str]) -> tuple[list[str], dict]:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_port()),
                "-m", "verireason", *args, "trainer.device=auto"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return command, {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def torchrun(args: list[str], cwd: Path) -> None:
+    command, env = _launch(args)
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=900)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
+
+
+def torchrun_killed(args: list[str], cwd: Path, once: Path, never: Path) -> None:
+    """Start the run and SIGKILL torchrun and both workers (one process group) as soon as ``once`` exists; fail
+    if ``never`` exists by then (the run got past the point the kill is meant to hit)."""
+    command, env = _launch(args)
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+                           start_new_session=True)
+    deadline = time.monotonic() + 900
+    while not once.exists():
+        if run.poll() is not None or time.monotonic() > deadline:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+            pytest.fail(f"{once} never appeared: {run.stderr.read()[-4000:]}")
+        time.sleep(0.005)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert not never.exists(), f"the run reached {never} before the kill"
 
 
 # a token budget: the two processes pack different numbers of micro-batches, so lockstep fillers run
@@ -45,13 +69,16 @@ COMMON = [*SMALL, "trainer.eval_every=0", "trainer.probe_every=0", "optim.micro_
 
 @pytest.fixture(scope="module")
 def runs(primed_model_dir, toy_dir, tmp_path_factory) -> Path:  # noqa: F811
-    """rl-gen for 2 steps, unsharded and sharded; sharded for 3 steps; the 2-step sharded run resumed to 3."""
+    """rl-gen for 2 steps unsharded; sharded for 3 steps; sharded for 3 steps killed (SIGKILL) in step 3, after
+    step 2's checkpoint, and resumed."""
     work = tmp_path_factory.mktemp("sharding")
-    for name, steps, extra in (("none", 2, ["trainer.sharding=none"]), ("fsdp2", 2, ["trainer.sharding=fsdp2"]),
-                               ("fsdp2-3", 3, ["trainer.sharding=fsdp2"])):
+    for name, steps, extra in (("none", 2, ["trainer.sharding=none"]), ("fsdp2-3", 3, ["trainer.sharding=fsdp2"])):
         torchrun(["rl-gen", *toy_args(primed_model_dir, toy_dir, work / name, steps), *COMMON, *extra], work)
-    torchrun(["rl-gen", *toy_args(primed_model_dir, toy_dir, work / "fsdp2", 3), *COMMON, "trainer.sharding=fsdp2",
-              "--resume"], work)
+    sharded = ["rl-gen", *toy_args(primed_model_dir, toy_dir, work / "fsdp2", 3), *COMMON, "trainer.sharding=fsdp2"]
+    checkpoints = work / "fsdp2" / "checkpoints"
+    torchrun_killed(sharded, work, once=checkpoints / "step_000002" / "trainer_state.json",
+                    never=checkpoints / "step_000003")
+    torchrun([*sharded, "--resume"], work)
     return work
 
 
@@ -81,7 +108,7 @@ def test_sharded_rl_gen_equals_the_unsharded_run(runs):
     assert not (runs / "none" / "checkpoints" / "step_000002" / "optimizer").exists()
 
 
-def test_resumed_sharded_run_repeats_the_uninterrupted_one(runs):
+def test_killed_and_resumed_sharded_run_repeats_the_uninterrupted_one(runs):
     _same_rows(untimed(runs / "fsdp2-3"), untimed(runs / "fsdp2"), rel=1e-5)
     _same_weights(runs / "fsdp2-3" / "checkpoints" / "step_000003", runs / "fsdp2" / "checkpoints" / "step_000003",
                   1e-6)

@@ -104,7 +104,7 @@ def _prepare_run_dir(command: str, cfg) -> Path:
         check_resumable(run_dir, cfg)
     elif has_results:
         raise UserError(f"{run_dir} already holds results: pass --resume to continue it, or choose another --out")
-    save_resolved(cfg, run_dir, sys.argv)
+    save_resolved(cfg, run_dir, sys.argv, command)
     return run_dir
 
 
@@ -379,6 +379,50 @@ def plan(ctx: typer.Context, command: Annotated[str, typer.Argument(help="rl-gen
         overrides += ["data=unread"] if command == "sft-init" else []  # a plan reads no data (an override wins)
         cfg = to_object(compose(command, overrides + _extra_overrides(ctx.args)))
         typer.echo(recipe.report(command, cfg, gpus, nodes, recipe.pick_gpu(gpu, gpu_memory), prompt_tokens, engine))
+
+
+RunsArg = Annotated[Optional[list[str]], typer.Argument(help="training run directories (their final checkpoints), "
+                                                                "model directories or aliases; then key=value overrides")]
+
+
+ReportVerifierOpt = Annotated[Optional[str], typer.Option(
+    help="the one verifier of every V-R loop (alias, directory or hub id); default: the first run's initial model")]
+ReportOutOpt = Annotated[Optional[Path], typer.Option(
+    help="where report.md and the evaluations go (default results/report; finished evaluations there are reused)")]
+
+
+@app.command("report", context_settings=OVERRIDES)
+def report(ctx: typer.Context, runs: RunsArg = None, bench: BenchOpt = None, limit: LimitOpt = None,
+           verifier: ReportVerifierOpt = None, data_dir: DataDirOpt = None, out: ReportOutOpt = None,
+           seed: SeedOpt = None,
+           model: ModelOpt = None, cfg: CfgOpt = False) -> None:
+    """Finished runs side by side on one protocol layer (same problems, grader, budget, one verifier), beside the
+    papers' headline numbers: report.md, report.json, report.png."""
+    with _user_errors():
+        from omegaconf import OmegaConf
+
+        from verireason.config import compose, to_object
+
+        words = list(runs or []) + list(ctx.args)
+        overrides = [w for w in words if "=" in w and not Path(w).exists()]
+        entries = [w for w in words if w not in overrides]
+        extra = [f"runs=[{','.join(repr(e) for e in entries)}]"] if entries else []
+        extra += model_overrides(verifier, "verifier") if verifier else []
+        composed = compose("report", _common_overrides(model, bench, limit, data_dir, out or Path("results/report"),
+                                                       seed, False) + extra + _extra_overrides(overrides))
+        if cfg:
+            typer.echo(OmegaConf.to_yaml(composed))
+            return
+        from verireason.recipes import report as recipe
+        from verireason.run_info import read_runs
+
+        settings = to_object(composed)
+        read_runs(list(settings.runs), settings.model)  # every entry checked before anything is evaluated
+        from verireason.config import save_resolved
+
+        run_dir = Path(settings.out)
+        save_resolved(composed, run_dir, sys.argv, "report")
+        recipe.run(settings, run_dir)
 
 
 def main() -> None:

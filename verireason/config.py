@@ -611,8 +611,29 @@ class S2RCfg:
     log: LogCfg = field(default_factory=LogCfg)
 
 
+@dataclass
+class ReportCfg:
+    """``verireason report``: finished runs side by side on one protocol layer, beside the papers' numbers."""
+
+    runs: list[str] = field(default_factory=list)  # training run directories, model directories or model aliases
+    model: ModelCfg = field(default_factory=ModelCfg)  # prompting of a bare model directory given as a run
+    verifier: Optional[ModelCfg] = None  # the one verifier of every V-R loop (--verifier); null: the first run's initial model
+    bench: dict[str, BenchCfg] = field(default_factory=dict)  # the held-out problems every model is evaluated on
+    sampling: SamplingCfg = field(default_factory=SamplingCfg)  # solve and V-R round 0; greedy attempts keep max_tokens
+    prompt: PromptCfg = field(default_factory=PromptCfg)
+    engine: EngineCfg = field(default_factory=EngineCfg)
+    grader: GraderCfg = field(default_factory=GraderCfg)
+    verify: VerifyCfg = field(default_factory=VerifyCfg)
+    initial: bool = True  # also evaluate each run's initial model (the start of every "initial -> final" number)
+    limit: Optional[int] = bounded(16, AT_LEAST_1)
+    seed: int = 0
+    data_dir: Optional[str] = None
+    out: Optional[str] = None  # default results/report (evaluations there are reused by the next report)
+    progress: bool = True
+
+
 SCHEMAS: dict[str, type] = {"eval": EvalCfg, "asymmetry-probe": AsymmetryCfg, "rl-gen": RLCfg, "rl-verify": RLCfg,
-                            "sft-init": SFTCfg, "stv": STVCfg, "vil": ViLCfg, "s2r": S2RCfg}
+                            "sft-init": SFTCfg, "stv": STVCfg, "vil": ViLCfg, "s2r": S2RCfg, "report": ReportCfg}
 GROUPS = ("model", "bench", "sampling", "prompt", "engine", "grader", "verify", "preset")
 # The presets (conf/preset/) each command's config can take: each spells out one command's settings.
 COMMAND_PRESETS = {"rl-gen": ("cpu_small", "paper1"), "rl-verify": ("cpu_small", "paper1"), "stv": ("stv", "stv_cpu"),
@@ -745,11 +766,12 @@ def _precision(cfg: DictConfig) -> dict[str, str]:
     return describe("cuda" if torch.cuda.is_available() else "cpu", setting)
 
 
-def save_resolved(cfg: DictConfig, run_dir: Path, argv: list[str]) -> None:
-    """Write ``config.yaml`` (the resolved config) and ``run.json`` (command line, code version, machine)."""
+def save_resolved(cfg: DictConfig, run_dir: Path, argv: list[str], command: str | None = None) -> None:
+    """Write ``config.yaml`` (the resolved config) and ``run.json`` (command, command line, code version, machine)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     meta = {
+        "command": command,
         "argv": argv,
         "git": git_revision(),
         "started": datetime.now().isoformat(timespec="seconds"),

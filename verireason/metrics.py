@@ -162,3 +162,22 @@ def transition_rates(attempt_correct: Sequence[Sequence[bool]]) -> dict[str, flo
         "correct_to_incorrect": sum(not b for b in c_next) / len(c_next) if c_next else float("nan"),
         "transitions": len(i_next) + len(c_next),
     }
+
+
+def bootstrap_mean(values: Sequence[float], seed: int = 0, reps: int = 2000) -> tuple[float, float, float]:
+    """The mean of per-problem values and its 95% percentile-bootstrap interval (problems resampled with
+    replacement, ``reps`` times, a fixed seed so that a report is reproducible). NaN for no values."""
+    import random
+
+    if not values:
+        return float("nan"), float("nan"), float("nan")
+    rng, n = random.Random(seed), len(values)
+    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(reps))
+    return sum(values) / n, means[int(0.025 * reps)], means[min(reps - 1, int(0.975 * reps))]
+
+
+def paired_difference(after: dict, before: dict, seed: int = 0) -> tuple[float, float, float, int]:
+    """``after - before`` over the problems both hold (dicts of per-problem values), with its paired bootstrap
+    interval, and the number of shared problems."""
+    shared = sorted(set(after) & set(before))
+    return (*bootstrap_mean([after[k] - before[k] for k in shared], seed), len(shared))

@@ -95,3 +95,46 @@ def plot_training(rows: list[dict], path: Path, title: str = "",
     save_figure(fig, path)
     plt.close(fig)
     return path
+
+
+def plot_report(data: dict, path: Path) -> Path:
+    """``verireason report``'s figure, from ``report.json``: (left) pass@1, V-R final pass@1 and greedy pass@1 of
+    every model with 95% intervals; (right) accuracy against tokens: V-R rounds (solid), majority of N (dashed)
+    and best-of-N with a perfect selector (dotted, an upper bound)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = data["models"]
+    fig, (bars, curves) = plt.subplots(1, 2, figsize=(12, 4.4), dpi=120)
+    metrics = [("pass@1", "pass@1 (n samples)"), ("vr_final", "V-R final, common verifier"), ("greedy", "greedy")]
+    width = 0.8 / len(metrics)
+    for j, (key, label) in enumerate(metrics):
+        xs = [i + (j - 1) * width for i in range(len(models))]
+        means = [100 * m[key][0] for m in models]
+        errors = [[100 * (m[key][0] - m[key][1]) for m in models], [100 * (m[key][2] - m[key][0]) for m in models]]
+        bars.bar(xs, means, width, yerr=errors, capsize=3, label=label)
+    bars.set_xticks(range(len(models)), [m["name"][-28:] for m in models], rotation=20, ha="right", fontsize=7)
+    bars.set_ylabel("accuracy, % (95% CI over problems)")
+    bars.set_title("one protocol layer")
+    bars.legend(fontsize=7)
+    bars.grid(axis="y", alpha=0.3)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, m in enumerate(models):
+        color = colors[i % len(colors)]
+        for key, style, label in (("vr_curve", "o-", "V-R"), ("majority_curve", "s--", "majority"),
+                                  ("best_of_n_oracle_curve", ":", "best-of-N oracle")):
+            points = m[key]
+            if points:
+                curves.plot([p[0] for p in points], [100 * p[1] for p in points], style, color=color,
+                            label=f"{m['name'][-20:]} {label}", alpha=0.5 if key.startswith("best") else 1.0)
+    curves.set_xlabel("tokens per problem (V-R: per chain)")
+    curves.set_ylabel("accuracy, %")
+    curves.set_title("accuracy against tokens spent")
+    curves.legend(fontsize=6, ncol=2)
+    curves.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path

@@ -4,9 +4,16 @@
 # chosen at random so that judging starts at chance: make_sft_data.py); from that
 # checkpoint, rl-gen and rl-verify (verify_only) train for the same number of steps on one-step arithmetic, then
 # asymmetry-probe measures each run's checkpoints (the SFT checkpoint is step 0) and one figure shows both runs.
-# About an hour on 2 cores. Usage: bash experiments/paper1/run_small.sh [STEPS]
+# Premise first (papers.md §1.5: RL on generation needs both rewards): the warm-up model's accuracy on the task,
+# 4 samples on 32 problems, must lie in 30-70% (experiments/premises.py), else the script stops there. Then a pilot:
+# the rl-gen run's first PILOT steps must move held-out accuracy (32 problems x 4, step 0 vs step PILOT) by more
+# than its paired 95% interval (premises.py pilot), else the script stops; the rl-gen run then goes on to STEPS.
+# PREMISE_ONLY=1 stops after the premises. About an hour on 2 cores. Usage: bash experiments/paper1/run_small.sh [STEPS]
 set -euo pipefail
 STEPS=${1:-20}
+PILOT=${PILOT:-10}
+LEVELS=${LEVELS:-[1]}   # arith levels of the task, the premise and the held-out problems
+LR=${LR:-1e-5}
 OUT=${OUT:-results/paper1-small}
 VR=${VERIREASON:-verireason}
 PY=${PYTHON:-python}
@@ -17,12 +24,22 @@ $VR sft-init --data "$OUT/sft.jsonl" --out "$OUT/sft" --resume epochs=2 batch_si
 INIT="$OUT/init"  # the SFT checkpoint under a name without digits: asymmetry-probe reads steps from names
 ln -sfn "$(cd "$(ls -d "$OUT"/sft/checkpoints/step_* | sort | tail -1)" && pwd)" "$INIT"
 
-COMMON=(--model "$INIT" --bench arith --steps "$STEPS" preset=cpu_small "bench.arith.levels=[1]"
-        sampling.max_tokens=256 trainer.save_every=5 trainer.eval_every=0 trainer.probe_every=5)
+$VR eval --model "$INIT" --bench arith --limit 32 "bench.arith.levels=$LEVELS" sampling=demo grader=dapo_strict \
+  --out "$OUT/premise-eval" --resume
+$PY experiments/premises.py accuracy "$OUT/premise-eval" --between 0.3 0.7 --record "$OUT/premise.json"
+
+COMMON=(--model "$INIT" --bench arith preset=cpu_small "bench.arith.levels=$LEVELS" sampling.max_tokens=256
+        optim.lr="$LR" trainer.save_every=5 --eval-bench arith_heldout "eval_bench.arith_heldout.levels=$LEVELS" eval_limit=32
+        trainer.eval_every="$PILOT" trainer.probe_every=5)
+$VR rl-gen "${COMMON[@]}" --steps "$PILOT" --out "$OUT/rl-gen" --resume
+$PY experiments/premises.py pilot "$OUT/rl-gen" --record "$OUT/premise-pilot.json"
+[ "${PREMISE_ONLY:-0}" = 1 ] && exit 0
+
+COMMON+=(--steps "$STEPS")
 $VR rl-gen "${COMMON[@]}" --out "$OUT/rl-gen" --resume
 $VR rl-verify "${COMMON[@]}" --out "$OUT/rl-verify" --resume
 
-PROBE=(--bench arith_heldout --limit 16 "bench.arith_heldout.levels=[1]" sampling=demo verify.sampling.max_tokens=256
+PROBE=(--bench arith_heldout --limit 16 "bench.arith_heldout.levels=$LEVELS" sampling=demo verify.sampling.max_tokens=256
        grader=dapo_strict)
 for run in rl-gen rl-verify; do
   $VR asymmetry-probe --checkpoints "$INIT,$OUT/$run" "${PROBE[@]}" --out "$OUT/probe-$run" --resume

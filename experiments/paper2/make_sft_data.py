@@ -5,9 +5,14 @@ held-out seed 1), under the STV prompt family (conf/prompt/stv.yaml):
 * N verifications under the *student* verifier prompt, of a full solution (the reference, or the reference with its
   final number changed, half each): one generic sentence of feedback and "Verdict: \\boxed{Yes}" or "\\boxed{No}"
   chosen **at random**, independent of the solution. The model learns the verdict format, not how to judge, so its
-  verification starts at chance and any gain comes from the verifier training that follows.
+  verification starts at chance and any gain comes from the verifier training that follows;
+* N verifications under the *informed* (teacher) prompt, which states the true verdict ("it is correct" /
+  "incorrect") and shows the reference: the same feedback sentences and the verdict the prompt states. This is the
+  model organism of STV's premise (papers.md §2.3): a 135M model cannot judge arithmetic, but after this warm-up
+  its informed self can read the verdict it is told, while its uninformed self still answers at random, so the
+  student can beat chance only by what STV trains: imitating its informed self. ``--no-informed`` leaves it out.
 
-Usage: python experiments/paper2/make_sft_data.py OUT.jsonl [N]"""
+Usage: python experiments/paper2/make_sft_data.py OUT.jsonl [N] [--no-informed]"""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ def wrong_ending(solution: str, answer: str, rng: random.Random) -> str:
     return "\n".join([*steps, last.replace(answer, wrong)])
 
 
-def main(out: Path, n: int = 96) -> None:
+def main(out: Path, n: int = 96, informed: bool = True) -> None:
     prompt, rng = to_object(compose("stv", [])).prompt, random.Random(7)
     problems = arith.generate(n, 7, [1, 2])
     rows = [{"prompt": prompt.user.replace("{problem}", p.problem), "completion": p.solution} for p in problems]
@@ -39,6 +44,12 @@ def main(out: Path, n: int = 96) -> None:
         verdict = rng.choice(["Yes", "No"])
         user = prompt.verify_user.replace("{problem}", p.problem).replace("{response}", candidate)
         rows.append({"prompt": user, "completion": f"{rng.choice(FEEDBACK)}\nVerdict: \\boxed{{{verdict}}}"})
+    for p in problems if informed else ():
+        right = rng.random() < 0.5
+        candidate = p.solution if right else wrong_ending(p.solution, p.answer, rng)
+        user = (prompt.informed_verify_user.replace("{problem}", p.problem).replace("{response}", candidate)
+                .replace("{reference}", p.solution).replace("{verdict}", "correct" if right else "incorrect"))
+        rows.append({"prompt": user, "completion": f"{rng.choice(FEEDBACK)}\nVerdict: \\boxed{{{'Yes' if right else 'No'}}}"})
     rng.shuffle(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -46,4 +57,5 @@ def main(out: Path, n: int = 96) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 96)
+    args = [a for a in sys.argv[1:] if a != "--no-informed"]
+    main(Path(args[0]), int(args[1]) if len(args) > 1 else 96, "--no-informed" not in sys.argv)

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Paper 2 in miniature on the embedded SmolLM2-135M-Instruct, CPU only.
-# 1. A format warm-up (sft-init on make_sft_data.py: arith reference solutions, and verifications in the STV format
-#    whose verdicts are chosen at random, so judging starts at chance).
+# 1. A format warm-up (sft-init on make_sft_data.py: arith reference solutions, verifications in the STV format
+#    whose verdicts are chosen at random, so judging starts at chance, and the model organism of STV's premise:
+#    informed-prompt verifications whose verdict is the one the prompt states).
 # 2. The generator's own attempts as candidates (§2.8): `eval` samples 4 per problem on 32 training problems and 16
 #    held-out problems (arith, one- and two-step), graded strictly.
+#    Premise (experiments/premises.py informed): the informed teacher's balanced accuracy on the held-out candidates
+#    must reach 0.75 (the student's is reported beside it); else the script stops. PREMISE_ONLY=1 stops after it.
 # 3. One verifier per method (verdict_rl, opd, stv, sft) trained from the warm-up checkpoint for STEPS steps on the
 #    training candidates; held-out verification metrics at steps 0, 5, 10, ... on the fixed held-out candidates.
 # 4. V-R loops on the held-out problems with the warm-up model as generator and each verifier (the untrained one too).
@@ -26,6 +29,8 @@ SAMPLE=(--model "$INIT" prompt=stv grader=dapo_strict sampling.n=4 sampling.temp
 $VR eval "${SAMPLE[@]}" --bench arith --limit 32 "bench.arith.levels=$LEVELS" --out "$OUT/cand-train" --resume
 $VR eval "${SAMPLE[@]}" --bench arith_heldout --limit 16 "bench.arith_heldout.levels=$LEVELS" \
   --out "$OUT/cand-heldout" --resume
+$PY experiments/premises.py informed "$INIT" --candidates "$OUT/cand-heldout" --record "$OUT/premise.json"
+[ "${PREMISE_ONLY:-0}" = 1 ] && exit 0
 
 for method in verdict_rl opd stv sft; do
   $VR stv --model "$INIT" --method "$method" --bench arith --eval-bench arith_heldout --samples "$OUT/cand-train" \

@@ -1,0 +1,181 @@
+"""Premise checks for the three miniatures (issue: measure each paper's premise before spending the run).
+
+Each check measures one premise in minutes, prints the measurement with its 95% bootstrap interval over problems,
+writes it to ``--record`` (JSON) and exits 0 when the premise holds, 3 when it fails (with what it found and what
+the miniature needs), so ``run_small.sh`` stops before the long part.
+
+* ``accuracy EVAL_DIR --between 0.3 0.7``: paper 1. A task where the warm-up model is right 30-70% of the time, so
+  RL on generation has both rewards to learn from and room to move (papers.md §1.5).
+* ``pilot RUN_DIR``: paper 1. A short ``rl-gen`` run (held-out evaluation at step 0 and its last step, the
+  ``eval/step_*.jsonl`` it writes) moved held-out accuracy by more than its interval: the paired 95% interval of
+  last - first over the same problems lies above 0.
+* ``informed MODEL --candidates EVAL_DIR``: paper 2. The informed teacher (the STV teacher prompt: the true verdict
+  and the reference) judges held-out candidates far better than the uninformed student prompt (STV's claim rests on
+  this gap, papers.md §2.3): balanced accuracy >= ``--teacher-min`` for the teacher.
+* ``bi-data DATA_DIR``: paper 3. BI data with enough trajectories holding a verified wrong attempt and its
+  correction (S²R used 3.1k trajectories, papers.md §3.3): ``--min-trajectories`` and ``--min-corrections``.
+* ``recall EVAL_DIR --min-recall R``: paper 3. The BI model's error recall (verdict "wrong" on its own wrong
+  attempts, ``s2r_attempts``' ``tnr``) on held-out problems.
+
+Usage: python experiments/premises.py accuracy results/paper1-small/premise-eval --between 0.3 0.7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from verireason.metrics import bootstrap_mean
+
+HOLDS, FAILS = 0, 3
+
+
+def _verdict(name: str, holds: bool, found: dict, need: str, record: str | None) -> int:
+    line = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in found.items())
+    print(f"premise {name}: {'holds' if holds else 'FAILS'}: {line}" + ("" if holds else f"; the miniature needs {need}"))
+    if record:
+        Path(record).parent.mkdir(parents=True, exist_ok=True)
+        Path(record).write_text(json.dumps({"premise": name, "holds": holds, **found, "needs": need}, indent=2) + "\n")
+    return HOLDS if holds else FAILS
+
+
+def accuracy(args) -> int:
+    per_problem = _per_problem(Path(args.eval_dir) / "samples.jsonl")
+    mean, lo, hi = bootstrap_mean(list(per_problem.values()))
+    low, high = args.between
+    return _verdict("accuracy", low <= mean <= high,
+                    {"accuracy": mean, "ci_low": lo, "ci_high": hi, "problems": len(per_problem)},
+                    f"accuracy in [{low}, {high}] (choose other levels or another warm-up)", args.record)
+
+
+def _per_problem(path: Path) -> dict:
+    from verireason.records import Sample
+    from verireason.tracking import RecordLog
+
+    groups = defaultdict(list)
+    for s in RecordLog(path, Sample).read():
+        groups[(s.bench, s.problem_id)].append(float(s.correct))
+    return {k: sum(v) / len(v) for k, v in groups.items()}
+
+
+def pilot(args) -> int:
+    from verireason.metrics import paired_difference
+
+    steps = sorted((Path(args.run_dir) / "eval").glob("step_*.jsonl"))
+    if len(steps) < 2:
+        print(f"premise pilot: FAILS: {args.run_dir}/eval holds {len(steps)} held-out evaluations; it needs step 0 "
+              "and a later one (trainer.eval_every)")
+        return FAILS
+    first, last = _per_problem(steps[0]), _per_problem(steps[-1])
+    mean, lo, hi, n = paired_difference(last, first)
+    found = {"first_step": steps[0].stem, "last_step": steps[-1].stem, "first": sum(first.values()) / len(first),
+             "last": sum(last.values()) / len(last), "change": mean, "ci_low": lo, "ci_high": hi, "problems": n}
+    return _verdict("pilot", lo > 0, found, "a held-out gain whose paired 95% interval excludes 0 within the budget "
+                    "(more steps, prompts per step or a larger learning rate)", args.record)
+
+
+def _balanced_interval(pairs: list, reps: int = 2000) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of balanced accuracy, candidates resampled within each label."""
+    import random
+
+    from verireason.metrics import verification_metrics
+
+    rng = random.Random(0)
+    right, wrong = [p for p in pairs if p[1]], [p for p in pairs if not p[1]]
+    values = sorted(verification_metrics([rng.choice(right) for _ in right] + [rng.choice(wrong) for _ in wrong])
+                    ["verify_balanced_accuracy"] for _ in range(reps))
+    return values[int(0.025 * reps)], values[int(0.975 * reps)]
+
+
+def informed(args) -> int:
+    """The teacher prompt and the student prompt on the same held-out candidates, same model and sampling."""
+    from omegaconf import OmegaConf
+
+    from verireason.config import BenchCfg, compose, to_object
+    from verireason.data import load_problems
+    from verireason.generation import build_generator
+    from verireason.metrics import verification_metrics
+    from verireason.models import resolve_model_path
+    from verireason.papers.stv import held_out_candidates, read_candidates
+    from verireason.prompts import chat_text, informed_verify_messages, parse_verdict, verify_messages
+    from verireason.protocols import generate_batched
+
+    cfg = to_object(compose("eval", ["model=local", f"model.path='{args.model}'", "model.name=premise", "prompt=stv",
+                                     "verify=demo", f"verify.sampling.max_tokens={args.max_tokens}"]))
+    made = OmegaConf.load(Path(args.candidates) / "config.yaml")  # the candidates' problems, reference solutions too
+    problems = [(name, p) for name, node in made.bench.items()
+                for p in load_problems(name, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BenchCfg), node)),
+                                       made.get("data_dir"), made.get("limit"))]
+    pool = read_candidates(args.candidates, problems)
+    judged = held_out_candidates(pool, {(b, p.id): p for b, p in problems}, args.per_label)
+    generator = build_generator(cfg.engine, cfg.model, resolve_model_path(cfg.model), 0)
+    tok, system, sampling = generator.tokenizer, cfg.model.system_prompt, cfg.verify.sampling
+    found = {}
+    for name, messages in (("teacher", lambda j: informed_verify_messages(j.problem, j.response, j.correct,
+                                                                          cfg.prompt, system)),
+                           ("student", lambda j: verify_messages(j.problem, j.response, cfg.prompt, system))):
+        texts = [chat_text(tok, messages(j)) for j in judged]
+        outputs = generate_batched(generator, texts, sampling, 0)
+        pairs = [(parse_verdict(c.text, cfg.prompt.verdict), j.correct) for j, cs in zip(judged, outputs) for c in cs]
+        metrics = verification_metrics(pairs)
+        found[f"{name}_balanced_accuracy"] = metrics["verify_balanced_accuracy"]
+        found[f"{name}_ci_low"], found[f"{name}_ci_high"] = _balanced_interval(pairs)
+        found[f"{name}_unparseable"] = metrics["unparseable"]
+    found["candidates"] = len(judged)
+    holds = found["teacher_balanced_accuracy"] >= args.teacher_min
+    return _verdict("informed", holds, found, f"teacher balanced accuracy >= {args.teacher_min} (well above the "
+                    "student's ~0.5): a warm-up that teaches the informed prompt to use its verdict", args.record)
+
+
+def bi_data(args) -> int:
+    summary = json.loads((Path(args.data_dir) / "data_summary.json").read_text())
+    buckets = {int(k): v for k, v in summary.get("trajectories_by_wrong_attempts", {}).items()}
+    corrections = sum(v for k, v in buckets.items() if k > 0)
+    found = {"trajectories": summary["trajectories"], "with_corrections": corrections,
+             "sample_accuracy": summary.get("sample_accuracy", float("nan"))}
+    holds = summary["trajectories"] >= args.min_trajectories and corrections >= args.min_corrections
+    return _verdict("bi-data", holds, found, f">= {args.min_trajectories} trajectories, >= {args.min_corrections} with "
+                    "a verified wrong attempt and its correction (more problems or samples per problem)", args.record)
+
+
+def recall(args) -> int:
+    summary = json.loads((Path(args.eval_dir) / "summary.json").read_text())
+    rows = [r for k, r in summary.items() if isinstance(r, dict) and "/" not in k and "tnr" in r]
+    weight = sum(r.get("verifications", 0) for r in rows)
+    value = sum(r["tnr"] * r.get("verifications", 0) for r in rows if r["tnr"] == r["tnr"]) / max(weight, 1)
+    return _verdict("recall", value >= args.min_recall, {"error_recall": value, "verifications": weight},
+                    f"error recall >= {args.min_recall}", args.record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="check", required=True)
+    a = sub.add_parser("accuracy")
+    a.add_argument("eval_dir")
+    a.add_argument("--between", nargs=2, type=float, default=(0.3, 0.7))
+    pi = sub.add_parser("pilot")
+    pi.add_argument("run_dir")
+    i = sub.add_parser("informed")
+    i.add_argument("model")
+    i.add_argument("--candidates", required=True)
+    i.add_argument("--per-label", type=int, default=2)
+    i.add_argument("--max-tokens", type=int, default=96)
+    i.add_argument("--teacher-min", type=float, default=0.75)
+    b = sub.add_parser("bi-data")
+    b.add_argument("data_dir")
+    b.add_argument("--min-trajectories", type=int, default=300)
+    b.add_argument("--min-corrections", type=int, default=100)
+    r = sub.add_parser("recall")
+    r.add_argument("eval_dir")
+    r.add_argument("--min-recall", type=float, default=0.3)
+    for p in (a, pi, i, b, r):
+        p.add_argument("--record", help="write the measurement here (JSON)")
+    args = parser.parse_args(argv)
+    return {"accuracy": accuracy, "pilot": pilot, "informed": informed, "bi-data": bi_data, "recall": recall}[args.check](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""experiments/premises.py: each premise check measures from a run's files, holds or fails by its threshold (exit 0
+or 3) and records what it found."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import premises  # noqa: E402
+
+from verireason.records import Sample  # noqa: E402
+
+
+def _samples(folder: Path, correct: list[list[bool]], name: str = "samples.jsonl") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [Sample(bench="arith", problem_id=f"p{i}", sample_index=k, prompt="", completion="", extracted="1",
+                   correct=c, formatted=True, tokens=5, finish_reason="stop", gold="1")
+            for i, cs in enumerate(correct) for k, c in enumerate(cs)]
+    (folder / name).write_text("".join(json.dumps(asdict(r)) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize("correct,code", [([[True, False]] * 10, 0), ([[True, True, True, False]] * 10, 3),
+                                          ([[False] * 4] * 10, 3)])
+def test_accuracy_premise(tmp_path, correct, code):
+    _samples(tmp_path / "eval", correct)
+    record = tmp_path / "premise.json"
+    assert premises.main(["accuracy", str(tmp_path / "eval"), "--record", str(record)]) == code
+    found = json.loads(record.read_text())
+    assert found["holds"] == (code == 0) and found["problems"] == 10
+    assert found["ci_low"] <= found["accuracy"] <= found["ci_high"]
+
+
+def test_bi_data_premise_counts_trajectories_with_a_correction(tmp_path):
+    (tmp_path / "data_summary.json").write_text(json.dumps(
+        {"trajectories": 320, "trajectories_by_wrong_attempts": {"0": 200, "1": 90, "2": 30}}))
+    assert premises.main(["bi-data", str(tmp_path), "--min-trajectories", "300", "--min-corrections", "100"]) == 0
+    assert premises.main(["bi-data", str(tmp_path), "--min-trajectories", "300", "--min-corrections", "121"]) == 3
+
+
+def test_recall_premise_pools_benchmarks_by_verifications(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"a": {"tnr": 0.5, "verifications": 30}, "b": {"tnr": 0.1, "verifications": 10}, "a/1": {"tnr": 0.0}}))
+    record = tmp_path / "r.json"
+    assert premises.main(["recall", str(tmp_path), "--min-recall", "0.4", "--record", str(record)]) == 0
+    assert json.loads(record.read_text())["error_recall"] == pytest.approx(0.4)
+    assert premises.main(["recall", str(tmp_path), "--min-recall", "0.41"]) == 3
+
+
+@pytest.mark.parametrize("after,code", [([[True, True]] * 16 + [[False, False]] * 4, 0),
+                                        ([[True, False]] * 10 + [[True, True]] * 2 + [[False, False]] * 8, 3)])
+def test_pilot_premise_needs_a_paired_gain_above_its_interval(tmp_path, after, code):
+    run = tmp_path / "run"
+    _samples(run / "eval", [[True, False]] * 20, "step_000000.jsonl")
+    _samples(run / "eval", after, "step_000010.jsonl")
+    record = tmp_path / "p.json"
+    assert premises.main(["pilot", str(run), "--record", str(record)]) == code
+    found = json.loads(record.read_text())
+    assert found["problems"] == 20 and found["first"] == 0.5 and found["last_step"] == "step_000010"
+    assert premises.main(["pilot", str(tmp_path / "none")]) == 3  # no evaluations: fails, says why
+
+
+def test_balanced_interval_resamples_within_each_label():
+    pairs = [(True, True)] * 18 + [(False, True)] * 2 + [(False, False)] * 17 + [(True, False)] * 4
+    lo, hi = premises._balanced_interval(pairs)
+    assert lo < (18 / 20 + 17 / 21) / 2 < hi and hi - lo < 0.3
+    assert premises._balanced_interval([(True, True), (False, False)]) == (1.0, 1.0)
