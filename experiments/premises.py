@@ -73,8 +73,10 @@ def pilot(args) -> int:
     mean, lo, hi, n = paired_difference(last, first)
     found = {"first_step": steps[0].stem, "last_step": steps[-1].stem, "first": sum(first.values()) / len(first),
              "last": sum(last.values()) / len(last), "change": mean, "ci_low": lo, "ci_high": hi, "problems": n}
-    return _verdict("pilot", lo > 0, found, "a held-out gain whose paired 95% interval excludes 0 within the budget "
-                    "(more steps, prompts per step or a larger learning rate)", args.record)
+    need = ("a held-out gain whose paired 95% interval excludes 0, not a loss (a smaller learning rate, a KL to the "
+            "initial model)" if hi < 0 else "a held-out gain whose paired 95% interval excludes 0 within the budget "
+            "(more steps, prompts per step or a larger learning rate)")
+    return _verdict("pilot", lo > 0, found, need, args.record)
 
 
 def _balanced_interval(pairs: list, reps: int = 2000) -> tuple[float, float]:

@@ -172,3 +172,10 @@ def test_intervals_are_percentile_bootstraps_over_problems():
     after = {i: 1.0 for i in range(150)}  # paired over the 150 shared problems only
     delta = paired_difference(after, before)
     assert delta[3] == 150 and delta[0] == pytest.approx(1 - sum(values[:150]) / 150)
+
+
+def test_a_missing_benchmark_is_one_line_before_anything_loads(primed_model_dir, tmp_path):
+    result = runner.invoke(app, ["report", str(primed_model_dir), "--bench", "math500", "--data-dir",
+                                 str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "does not exist" in result.output, result.output
+    assert not (tmp_path / "out").exists()

@@ -49,14 +49,16 @@ def torchrun_killed(args: list[str], cwd: Path, once: Path, never: Path) -> None
     """Start the run and SIGKILL torchrun and both workers (one process group) as soon as ``once`` exists; fail
     if ``never`` exists by then (the run got past the point the kill is meant to hit)."""
     command, env = _launch(args)
-    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
-                           start_new_session=True)
+    log = cwd / "killed-run.log"  # a file, not a pipe: a full pipe would stall the run
+    with log.open("w") as handle:
+        run = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                               start_new_session=True)
     deadline = time.monotonic() + 900
     while not once.exists():
         if run.poll() is not None or time.monotonic() > deadline:
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGKILL)
-            pytest.fail(f"{once} never appeared: {run.stderr.read()[-4000:]}")
+            pytest.fail(f"{once} never appeared: {log.read_text()[-4000:]}")
         time.sleep(0.005)
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()

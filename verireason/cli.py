@@ -416,8 +416,12 @@ def report(ctx: typer.Context, runs: RunsArg = None, bench: BenchOpt = None, lim
         from verireason.recipes import report as recipe
         from verireason.run_info import read_runs
 
+        from verireason.data import load_problems
+
         settings = to_object(composed)
-        read_runs(list(settings.runs), settings.model)  # every entry checked before anything is evaluated
+        read_runs(list(settings.runs), settings.model)  # every entry and benchmark checked before anything loads
+        for name, bench in settings.bench.items():
+            load_problems(name, bench, settings.data_dir, settings.limit)
         from verireason.config import save_resolved
 
         run_dir = Path(settings.out)
