@@ -383,8 +383,6 @@ def plan(ctx: typer.Context, command: Annotated[str, typer.Argument(help="rl-gen
 
 RunsArg = Annotated[Optional[list[str]], typer.Argument(help="training run directories (their final checkpoints), "
                                                                 "model directories or aliases; then key=value overrides")]
-
-
 ReportVerifierOpt = Annotated[Optional[str], typer.Option(
     help="the one verifier of every V-R loop (alias, directory or hub id); default: the first run's initial model")]
 ReportOutOpt = Annotated[Optional[Path], typer.Option(
@@ -394,14 +392,13 @@ ReportOutOpt = Annotated[Optional[Path], typer.Option(
 @app.command("report", context_settings=OVERRIDES)
 def report(ctx: typer.Context, runs: RunsArg = None, bench: BenchOpt = None, limit: LimitOpt = None,
            verifier: ReportVerifierOpt = None, data_dir: DataDirOpt = None, out: ReportOutOpt = None,
-           seed: SeedOpt = None,
-           model: ModelOpt = None, cfg: CfgOpt = False) -> None:
+           seed: SeedOpt = None, model: ModelOpt = None, cfg: CfgOpt = False) -> None:
     """Finished runs side by side on one protocol layer (same problems, grader, budget, one verifier), beside the
     papers' headline numbers: report.md, report.json, report.png."""
     with _user_errors():
         from omegaconf import OmegaConf
 
-        from verireason.config import compose, to_object
+        from verireason.config import compose, save_resolved, to_object
 
         words = list(runs or []) + list(ctx.args)
         overrides = [w for w in words if "=" in w and not Path(w).exists()]
@@ -413,17 +410,14 @@ def report(ctx: typer.Context, runs: RunsArg = None, bench: BenchOpt = None, lim
         if cfg:
             typer.echo(OmegaConf.to_yaml(composed))
             return
+        from verireason.data import load_problems
         from verireason.recipes import report as recipe
         from verireason.run_info import read_runs
 
-        from verireason.data import load_problems
-
         settings = to_object(composed)
         read_runs(list(settings.runs), settings.model)  # every entry and benchmark checked before anything loads
-        for name, bench in settings.bench.items():
-            load_problems(name, bench, settings.data_dir, settings.limit)
-        from verireason.config import save_resolved
-
+        for name, bench_cfg in settings.bench.items():
+            load_problems(name, bench_cfg, settings.data_dir, settings.limit)
         run_dir = Path(settings.out)
         save_resolved(composed, run_dir, sys.argv, "report")
         recipe.run(settings, run_dir)
