@@ -126,6 +126,7 @@ def informed(args) -> int:
         found[f"{name}_balanced_accuracy"] = metrics["verify_balanced_accuracy"]
         found[f"{name}_ci_low"], found[f"{name}_ci_high"] = _balanced_interval(pairs)
         found[f"{name}_unparseable"] = metrics["unparseable"]
+        found[f"{name}_tpr"], found[f"{name}_tnr"] = metrics.get("tpr", 0.0), metrics.get("tnr", 0.0)
     found["candidates"] = len(judged)
     holds = found["teacher_balanced_accuracy"] >= args.teacher_min
     return _verdict("informed", holds, found, f"teacher balanced accuracy >= {args.teacher_min} (well above the "

@@ -173,6 +173,7 @@ def test_vil_prompts_mode_trains_on_rejected_rounds_of_a_vr_run(primed_model_dir
 @pytest.mark.parametrize("command,args,message", [
     ("stv", ["--method", "dpo"], "unknown method 'dpo'; valid: sft, verdict_rl, opd, stv"),
     ("stv", ["distill.teacher=ema"], "unknown distill.teacher='ema'; valid: frozen, live"),
+    ("stv", ["candidates.balance=even"], "unknown candidates.balance='even'; valid: alternate, labels"),
     ("stv", ["distill.divergence=kl"], "unknown distill.divergence='kl'; valid: jsd, sampled_reverse_kl"),
     ("stv", ["distill.beta=1.5"], "distill.beta=1.5 is out of range"),
     ("stv", ["prompt=boxed_cot"], "has no teacher prompt (informed_verify_user); use prompt=stv"),

@@ -128,12 +128,15 @@ def test_sharded_paper2_runs_equal_the_unsharded_run(primed_model_dir, toy_dir, 
                   1e-4)
 
 
-def test_vil_with_lora_runs_sharded(primed_model_dir, toy_dir, tmp_path):  # noqa: F811
-    """The default verifier is the initial model: under LoRA and FSDP2, the replica with its adapters off."""
-    torchrun(["vil", *VIL, *toy_args(primed_model_dir, toy_dir, tmp_path / "run"), "trainer.eval_every=0",
+@pytest.mark.parametrize("command,settings,key", [("stv", ["--method", "stv", *STV], "update/loss"),
+                                                  ("vil", VIL, "vil/reward")])
+def test_paper2_with_lora_runs_sharded(primed_model_dir, toy_dir, tmp_path, command, settings, key):  # noqa: F811
+    """STV's frozen teacher and ViL's default verifier are the initial model: under LoRA and FSDP2, the replica with
+    its adapters off."""
+    torchrun([command, *settings, *toy_args(primed_model_dir, toy_dir, tmp_path / "run"), "trainer.eval_every=0",
               "trainer.sharding=fsdp2", "lora.rank=4", "lora.alpha=8"], tmp_path)
     rows = metrics(tmp_path / "run")
-    assert rows[-1]["step"] == 2 and all(r["vil/reward"] is not None for r in rows if "vil/reward" in r)
+    assert rows[-1]["step"] == 2 and all(r[key] is not None for r in rows if "step" in r)
     assert (tmp_path / "run" / "checkpoints" / "step_000002" / "adapter" / "adapter_config.json").is_file()
 
 

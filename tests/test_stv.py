@@ -12,6 +12,7 @@ import torch
 
 from verireason.advantages import group_advantages
 from verireason.config import SamplingCfg, compose, to_object
+from verireason.errors import UserError
 from verireason.papers.stv import (
     VerifierInTheLoop,
     has_feedback,
@@ -80,6 +81,24 @@ def test_candidates_alternate_labels_where_a_problem_has_both():
     picked = pick_candidates(pool, keys, random.Random(0))
     assert [s.correct for s in picked[:6]] == [True, False] * 3  # balanced where the problem allows it
     assert [s.correct for s in picked[6:]] == [False, False]  # all-wrong problems (STV's Hardest) still count
+
+
+def test_balanced_candidates_judge_as_many_correct_as_incorrect_attempts():
+    """``candidates.balance=labels``: a problem without the wanted label lends its slot to another problem's attempt
+    with that label, so every step is half correct, however the step's problems fall."""
+    rng = random.Random(0)
+    pool = {("toy", f"p{i}"): [_sample(f"p{i}", k, rng.random() < share) for k in range(4)]
+            for i, share in enumerate([0.0, 0.0, 0.0, 0.1, 0.5, 0.9, 1.0, 0.0])}
+    keys = sorted(pool)
+    assert any(len({s.correct for s in pool[k]}) == 1 for k in keys)  # some problems have one label only
+    for seed in range(50):
+        order = random.Random(seed).sample(keys, len(keys))
+        picked = pick_candidates(pool, order, random.Random(seed), "labels")
+        assert [s.correct for s in picked] == [True, False] * 4
+        alternate = pick_candidates(pool, order, random.Random(seed))
+        assert [s.problem_id for s in alternate] == [k[1] for k in order]  # the default keeps each key's problem
+    with pytest.raises(UserError, match="valid: alternate, labels"):
+        pick_candidates(pool, keys, rng, "even")
 
 
 def test_vil_episodes_train_each_generator_turn_with_its_episodes_advantage(primed_model_dir, fn_generator):

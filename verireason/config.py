@@ -439,6 +439,9 @@ class CandidatesCfg:
     # held-out candidates (an eval run on eval_bench); null: the initial policy samples them once, kept in the run
     heldout_samples: Optional[str] = None
     heldout_per_label: int = bounded(2, AT_LEAST_1)  # correct and incorrect attempts per held-out problem
+    # a step's label mix: alternate (the wanted label where the problem has it) | labels (as many correct as
+    # incorrect, from other problems where needed); ours, the paper's mix is unknown (§2.7)
+    balance: str = "alternate"
 
 
 @dataclass

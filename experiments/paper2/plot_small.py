@@ -37,6 +37,13 @@ def heldout_curve(run: Path) -> list[tuple[int, float, float, dict]]:
     return out
 
 
+def late_accept(run: Path, last: int = 5) -> str:
+    """The share of "Yes" among a run's own training verifications over its last ``last`` steps: near 0 or 1, the
+    verifier answers one verdict whatever it reads, and a GRPO group of identical verdicts has no advantage."""
+    rates = [r["stv/accept_rate"] for r in _rows(run / "metrics.jsonl") if "stv/accept_rate" in r][-last:]
+    return f"{sum(rates) / len(rates):.2f}" if rates else "–"
+
+
 def chains(run: Path) -> dict[str, list[dict]]:
     by_problem: dict[str, list[dict]] = {}
     for c in _rows(run / "chains.jsonl"):
@@ -74,9 +81,9 @@ def main(root: Path) -> None:
 
     rng = random.Random(0)
     fig, (a, b, c) = plt.subplots(1, 3, figsize=(16, 4.4), dpi=110)
-    table = ["| verifier | held-out bal. acc. step 0 → last (±SE) | TPR | TNR | unparseable | V-R round-0 pass@1 | "
-             "final pass@1 [95% CI] | final − round-0 [95% CI] | accept | inflation | precision |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    table = ["| verifier | held-out bal. acc. step 0 → last (±SE) | TPR | TNR | unparseable | training accept, last 5 steps | "
+             "V-R round-0 pass@1 | final pass@1 [95% CI] | final − round-0 [95% CI] | accept | inflation | precision |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, name in enumerate(VERIFIERS):
         curve = heldout_curve(root / f"stv-{name}") if name != "untrained" else []
         if curve:
@@ -109,7 +116,8 @@ def main(root: Path) -> None:
         inflation = summary.get(f"round{final_round}/inflation")
         precision = summary.get(f"round{final_round}/precision")
         fmt = lambda v: "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"  # noqa: E731
-        table.append(f"| {name} | {held} | {tpr} | {tnr} | {unp} | {m0:.3f} | {mf:.3f} [{lof:.3f}, {hif:.3f}] | "
+        one = late_accept(root / f"stv-{name}") if name != "untrained" else "–"
+        table.append(f"| {name} | {held} | {tpr} | {tnr} | {unp} | {one} | {m0:.3f} | {mf:.3f} [{lof:.3f}, {hif:.3f}] | "
                      f"{md:+.3f} [{lod:+.3f}, {hid:+.3f}] | {fmt(accept)} | {fmt(inflation)} | {fmt(precision)} |")
     a.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance")
     a.set(title="(a) held-out verification", xlabel="training step", ylabel="balanced accuracy", ylim=(0, 1))

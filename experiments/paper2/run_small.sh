@@ -6,14 +6,19 @@
 # 2. The generator's own attempts as candidates (§2.8): `eval` samples 4 per problem on 32 training problems and 16
 #    held-out problems (arith, one- and two-step), graded strictly.
 #    Premise (experiments/premises.py informed): the informed teacher's balanced accuracy on the held-out candidates
-#    must reach 0.75 (the student's is reported beside it); else the script stops. PREMISE_ONLY=1 stops after it.
+#    must reach 0.75 (the student's is reported beside it); else the script stops. PREMISE_ONLY=1 stops after it;
+#    CEILING=1 instead measures the learnability ceiling (make_oracle_data.py: the student prompt fine-tuned on the
+#    grader's true verdicts, then judged on the held-out candidates) and stops.
 # 3. One verifier per method (verdict_rl, opd, stv, sft) trained from the warm-up checkpoint for STEPS steps on the
-#    training candidates; held-out verification metrics at steps 0, 5, 10, ... on the fixed held-out candidates.
+#    training candidates, each step half correct and half incorrect (candidates.balance=$BALANCE; the training
+#    attempts are 30% correct, so the default mix rewards a constant "No"); held-out verification metrics at steps
+#    0, 5, 10, ... on the fixed held-out candidates.
 # 4. V-R loops on the held-out problems with the warm-up model as generator and each verifier (the untrained one too).
 # 5. plot_small.py: one figure and a table (summary.md).
-# Usage: bash experiments/paper2/run_small.sh [STEPS]
+# Usage: bash experiments/paper2/run_small.sh [STEPS]   (BALANCE=alternate: the suite's default candidate mix)
 set -euo pipefail
-STEPS=${1:-10}
+STEPS=${1:-20}
+BALANCE=${BALANCE:-labels}
 OUT=${OUT:-results/paper2-small}
 VR=${VERIREASON:-verireason}
 PY=${PYTHON:-python}
@@ -31,12 +36,20 @@ $VR eval "${SAMPLE[@]}" --bench arith_heldout --limit 16 "bench.arith_heldout.le
   --out "$OUT/cand-heldout" --resume
 $PY experiments/premises.py informed "$INIT" --candidates "$OUT/cand-heldout" --record "$OUT/premise.json"
 [ "${PREMISE_ONLY:-0}" = 1 ] && exit 0
+if [ "${CEILING:-0}" = 1 ]; then  # the learnability ceiling: the student prompt fine-tuned on the grader's truth
+  $PY experiments/paper2/make_oracle_data.py "$OUT/cand-train" "$OUT/oracle.jsonl"
+  $VR sft-init --model "$INIT" --data "$OUT/oracle.jsonl" --out "$OUT/oracle" --resume epochs=3 batch_size=16 \
+    optim.lr=5e-5 optim.micro_batch_size=8 save_every=1000
+  $PY experiments/premises.py informed "$(ls -d "$OUT"/oracle/checkpoints/step_* | sort | tail -1)" \
+    --candidates "$OUT/cand-heldout" --teacher-min 0 --record "$OUT/oracle-ceiling.json"
+  exit 0
+fi
 
 for method in verdict_rl opd stv sft; do
   $VR stv --model "$INIT" --method "$method" --bench arith --eval-bench arith_heldout --samples "$OUT/cand-train" \
     --limit 32 --steps "$STEPS" preset=stv_cpu "bench.arith.levels=$LEVELS" "eval_bench.arith_heldout.levels=$LEVELS" \
     eval_limit=16 candidates.heldout_samples="$OUT/cand-heldout" candidates.heldout_per_label=2 \
-    --out "$OUT/stv-$method" --resume
+    candidates.balance="$BALANCE" --out "$OUT/stv-$method" --resume
 done
 
 VRLOOP=(--model "$INIT" --protocol vr_loop --bench arith_heldout --limit 12 "bench.arith_heldout.levels=$LEVELS"

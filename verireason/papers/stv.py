@@ -59,6 +59,7 @@ MIN_FEEDBACK_WORDS = 3  # "feedback is present": at least this many words beside
 METHODS = ("sft", "verdict_rl", "opd", "stv")
 VIL_MODES = ("online", "prompts")
 VIL_REWARDS = ("final", "every_round")
+CANDIDATE_BALANCE = ("alternate", "labels")
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -106,15 +107,26 @@ def read_candidates(path: str | Path, problems: Sequence[tuple[str, Problem]]) -
     return dict(pool)
 
 
-def pick_candidates(pool: Pool, keys: Sequence[tuple[str, str]], rng: random.Random) -> list[Sample]:
-    """One attempt per key, alternating the wanted label (correct, incorrect, …) where a problem has both, so a
-    step's candidates are as balanced as its problems allow; all-wrong problems (STV's Hardest bin) still count.
-    Ours: the paper's per-step candidate mix is unknown (§2.7)."""
+def pick_candidates(pool: Pool, keys: Sequence[tuple[str, str]], rng: random.Random,
+                    balance: str = "alternate") -> list[Sample]:
+    """One attempt per key, alternating the wanted label (correct, incorrect, …).
+
+    ``alternate``: the wanted label where the key's problem has it, else any of its attempts, so a step's candidates
+    are as balanced as its problems allow and all-wrong problems (STV's Hardest bin) still count. ``labels``: where
+    the key's problem lacks the wanted label, an attempt with that label from another problem of ``pool``, so every
+    step judges as many correct as incorrect attempts (as paper 1's code balances its verification data): a
+    verifier that cannot yet judge then gains nothing, in expectation, by always answering the majority verdict.
+    Ours, both: the paper's per-step candidate mix is unknown (§2.7)."""
+    if balance not in CANDIDATE_BALANCE:
+        raise UserError(f"unknown candidates.balance={balance!r}; valid: {', '.join(CANDIDATE_BALANCE)}")
+    by_label = {label: [s for key in sorted(pool) for s in pool[key] if s.correct == label] for label in (True, False)}
     out = []
     for k, key in enumerate(keys):
-        attempts = pool[key]
-        want = [s for s in attempts if s.correct == (k % 2 == 0)]
-        out.append(rng.choice(want or attempts))
+        label = k % 2 == 0
+        want = [s for s in pool[key] if s.correct == label]
+        if not want and balance == "labels":
+            want = by_label[label]
+        out.append(rng.choice(want or pool[key]))
     return out
 
 
@@ -209,6 +221,7 @@ class VerifierTraining:
     pool: Pool | None = None
     teacher_model: object = None
     feedback_words: int = MIN_FEEDBACK_WORDS
+    balance: str = "alternate"  # candidates.balance: how a step's candidates are balanced (pick_candidates)
     on_rollouts: Callable[[int, list[Rollout]], None] = lambda step, rollouts: None
 
     def __post_init__(self) -> None:
@@ -225,13 +238,13 @@ class VerifierTraining:
         if self.pool is not None:
             problems = [(bench, self.by_key[(bench, pid)]) for bench, pid in sorted(self.pool)]
             keys = [(b, p.id) for b, p in step_problems(problems, step, self.prompts_per_step, self.seed)]
-            chosen = self.learner.shard(pick_candidates(self.pool, keys, rng))
+            chosen = self.learner.shard(pick_candidates(self.pool, keys, rng, self.balance))
         else:
             mine = self.learner.shard(step_problems(self.problems, step, self.prompts_per_step, self.seed))
             with timer.phase("gen_candidates"):
                 pool = sample_pool(self.learner, mine, self.prompt, self.system, self.candidate_sampling, self.grader,
                                    self._seed(step) + 3)
-            chosen = pick_candidates(pool, [(b, p.id) for b, p in mine], rng)
+            chosen = pick_candidates(pool, [(b, p.id) for b, p in mine], rng, self.balance)
         correct = self.learner.gather([s.correct for s in chosen])
         return [judged(s, self.by_key[(s.bench, s.problem_id)]) for s in chosen], {"candidates/correct": _mean(correct)}
 

@@ -25,6 +25,7 @@ from verireason.grading import Grader
 from verireason.losses import DIVERGENCES
 from verireason.models import resolve_model_path
 from verireason.papers.stv import (
+    CANDIDATE_BALANCE,
     METHODS,
     Pool,
     VerifierTraining,
@@ -56,6 +57,8 @@ def check(cfg: STVCfg) -> None:
     """Reject settings the run cannot use, before anything is loaded."""
     if cfg.method not in METHODS:
         raise UserError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
+    if cfg.candidates.balance not in CANDIDATE_BALANCE:
+        raise UserError(f"unknown candidates.balance={cfg.candidates.balance!r}; valid: {', '.join(CANDIDATE_BALANCE)}")
     if cfg.distill.teacher not in ("frozen", "live"):
         raise UserError(f"unknown distill.teacher={cfg.distill.teacher!r}; valid: frozen, live")
     if cfg.distill.divergence not in DIVERGENCES:
@@ -127,7 +130,7 @@ def run(cfg: STVCfg, run_dir: Path) -> Path:
         learner=learner, method=cfg.method, problems=problems, prompt=cfg.prompt, system=cfg.model.system_prompt,
         sampling=sampling, candidate_sampling=cfg.candidates.sampling, grader=grader,
         prompts_per_step=cfg.trainer.prompts_per_step, seed=cfg.seed, pool=pool, teacher_model=frozen,
-        feedback_words=cfg.feedback_words,
+        feedback_words=cfg.feedback_words, balance=cfg.candidates.balance,
         on_rollouts=log.rollouts if cfg.trainer.log_rollouts else lambda step, rollouts: None)
     eval_sampling = with_verdict_stops(cfg.eval_sampling, cfg.prompt, cfg.stop_at_verdict)
 

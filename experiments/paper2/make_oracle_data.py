@@ -1,0 +1,46 @@
+"""The learnability ceiling of the small paper-2 run: can the 135M student learn to judge these attempts at all?
+
+Writes SFT records of the student verifier prompt (problem and attempt, no verdict, no reference) over the training
+candidates of ``run_small.sh`` (an ``eval`` run's ``samples.jsonl``), each answered with one of the warm-up's feedback
+sentences and the **grader's true verdict**. The minority label is repeated until both labels are equally many, so a
+constant verdict learns nothing. Fine-tuning the warm-up model on them (``sft-init``) and measuring the student prompt
+on the held-out candidates (``experiments/premises.py informed``) bounds what any verifier training can reach from
+the same candidates: supervised on the truth itself, rather than on a reward or a teacher's distribution.
+
+Usage: python experiments/paper2/make_oracle_data.py results/paper2-small/cand-train OUT.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+from verireason.config import compose, to_object
+
+sys.path.insert(0, str(Path(__file__).parent))
+from make_sft_data import FEEDBACK  # noqa: E402 - the warm-up's own sentences
+
+
+def main(candidates: Path, out: Path, seed: int = 11) -> None:
+    prompt, rng = to_object(compose("stv", [])).prompt, random.Random(seed)
+    rows = [json.loads(line) for line in (candidates / "samples.jsonl").read_text().splitlines() if line.strip()]
+    by_label = {label: [r for r in rows if r["correct"] == label] for label in (True, False)}
+    if not by_label[True] or not by_label[False]:
+        raise SystemExit(f"{candidates}: the candidates need both right and wrong attempts")
+    size = max(len(v) for v in by_label.values())
+    records = []
+    for label, attempts in by_label.items():
+        for r in attempts + [rng.choice(attempts) for _ in range(size - len(attempts))]:
+            user = prompt.verify_user.replace("{problem}", r["problem"]).replace("{response}", r["completion"])
+            verdict = "Yes" if label else "No"
+            records.append({"prompt": user, "completion": f"{rng.choice(FEEDBACK)}\nVerdict: \\boxed{{{verdict}}}"})
+    rng.shuffle(records)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(json.dumps(r) + "\n" for r in records))
+    print(f"{len(records)} examples ({size} per verdict, from {len(rows)} candidates) -> {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
