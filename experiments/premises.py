@@ -6,6 +6,9 @@ the miniature needs), so ``run_small.sh`` stops before the long part.
 
 * ``accuracy EVAL_DIR --between 0.3 0.7``: paper 1. A task where the warm-up model is right 30-70% of the time, so
   RL on generation has both rewards to learn from and room to move (papers.md §1.5).
+* ``mixed EVAL_DIR --min-share S``: paper 1. GRPO learns only from groups whose samples disagree: the share of
+  problems the warm-up model solves in some samples and fails in others (its 95% interval) must reach ``S``. A
+  warm-up that leaves the policy nearly deterministic fails it however its accuracy lies.
 * ``pilot RUN_DIR``: paper 1. A short ``rl-gen`` run (held-out evaluation at step 0 and its last step, the
   ``eval/step_*.jsonl`` it writes) moved held-out accuracy by more than its interval: the paired 95% interval of
   last - first over the same problems lies above 0.
@@ -49,6 +52,15 @@ def accuracy(args) -> int:
     return _verdict("accuracy", low <= mean <= high,
                     {"accuracy": mean, "ci_low": lo, "ci_high": hi, "problems": len(per_problem)},
                     f"accuracy in [{low}, {high}] (choose other levels or another warm-up)", args.record)
+
+
+def mixed(args) -> int:
+    per_problem = _per_problem(Path(args.eval_dir) / "samples.jsonl")
+    share, lo, hi = bootstrap_mean([float(0 < v < 1) for v in per_problem.values()])
+    return _verdict("mixed", share >= args.min_share,
+                    {"mixed_share": share, "ci_low": lo, "ci_high": hi, "problems": len(per_problem)},
+                    f"a mixed share >= {args.min_share} (a warm-up that keeps entropy: fewer epochs, a lower SFT "
+                    "learning rate)", args.record)
 
 
 def _per_problem(path: Path) -> dict:
@@ -159,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("accuracy")
     a.add_argument("eval_dir")
     a.add_argument("--between", nargs=2, type=float, default=(0.3, 0.7))
+    m = sub.add_parser("mixed")
+    m.add_argument("eval_dir")
+    m.add_argument("--min-share", type=float, default=0.3)
     pi = sub.add_parser("pilot")
     pi.add_argument("run_dir")
     i = sub.add_parser("informed")
@@ -174,10 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("recall")
     r.add_argument("eval_dir")
     r.add_argument("--min-recall", type=float, default=0.3)
-    for p in (a, pi, i, b, r):
+    for p in (a, m, pi, i, b, r):
         p.add_argument("--record", help="write the measurement here (JSON)")
     args = parser.parse_args(argv)
-    return {"accuracy": accuracy, "pilot": pilot, "informed": informed, "bi-data": bi_data, "recall": recall}[args.check](args)
+    checks = {"accuracy": accuracy, "mixed": mixed, "pilot": pilot, "informed": informed, "bi-data": bi_data,
+              "recall": recall}
+    return checks[args.check](args)
 
 
 if __name__ == "__main__":

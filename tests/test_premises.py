@@ -35,6 +35,14 @@ def test_accuracy_premise(tmp_path, correct, code):
     assert found["ci_low"] <= found["accuracy"] <= found["ci_high"]
 
 
+def test_mixed_premise_counts_problems_with_disagreeing_samples(tmp_path):
+    _samples(tmp_path / "eval", [[True, False]] * 3 + [[True, True]] * 4 + [[False, False]] * 3)
+    record = tmp_path / "m.json"
+    assert premises.main(["mixed", str(tmp_path / "eval"), "--min-share", "0.3", "--record", str(record)]) == 0
+    assert json.loads(record.read_text())["mixed_share"] == pytest.approx(0.3)
+    assert premises.main(["mixed", str(tmp_path / "eval"), "--min-share", "0.4"]) == 3
+
+
 def test_bi_data_premise_counts_trajectories_with_a_correction(tmp_path):
     (tmp_path / "data_summary.json").write_text(json.dumps(
         {"trajectories": 320, "trajectories_by_wrong_attempts": {"0": 200, "1": 90, "2": 30}}))

@@ -8,18 +8,23 @@
 # 4 samples on 32 problems, must lie in 30-70% (experiments/premises.py), else the script stops there. Then a pilot:
 # the rl-gen run's first PILOT steps must move held-out accuracy (32 problems x 4, step 0 vs step PILOT) by more
 # than its paired 95% interval (premises.py pilot), else the script stops; the rl-gen run then goes on to STEPS.
-# PREMISE_ONLY=1 stops after the premises. About an hour on 2 cores. Usage: bash experiments/paper1/run_small.sh [STEPS]
+# A second task premise (premises.py mixed): at least MIXED_MIN (0.3) of those problems must be solved in some samples
+# and failed in others, since GRPO learns only from groups whose samples disagree. SFT_EPOCHS / SFT_LR set the
+# warm-up (1 / 5e-5; with 2 epochs the mixed share was 0.16 on 2026-12-03). PREMISE_ONLY=1 stops after the premises. About an hour on 2 cores. Usage: bash experiments/paper1/run_small.sh [STEPS]
 set -euo pipefail
 STEPS=${1:-20}
 PILOT=${PILOT:-10}
 LEVELS=${LEVELS:-[1]}   # arith levels of the task, the premise and the held-out problems
 LR=${LR:-1e-5}
+SFT_EPOCHS=${SFT_EPOCHS:-1}
+SFT_LR=${SFT_LR:-5e-5}
+MIXED_MIN=${MIXED_MIN:-0.3}
 OUT=${OUT:-results/paper1-small}
 VR=${VERIREASON:-verireason}
 PY=${PYTHON:-python}
 
 $PY experiments/paper1/make_sft_data.py "$OUT/sft.jsonl" 96
-$VR sft-init --data "$OUT/sft.jsonl" --out "$OUT/sft" --resume epochs=2 batch_size=16 optim.lr=5e-5 \
+$VR sft-init --data "$OUT/sft.jsonl" --out "$OUT/sft" --resume epochs="$SFT_EPOCHS" batch_size=16 optim.lr="$SFT_LR" \
   optim.micro_batch_size=8 save_every=1000
 INIT="$OUT/init"  # the SFT checkpoint under a name without digits: asymmetry-probe reads steps from names
 ln -sfn "$(cd "$(ls -d "$OUT"/sft/checkpoints/step_* | sort | tail -1)" && pwd)" "$INIT"
@@ -27,6 +32,7 @@ ln -sfn "$(cd "$(ls -d "$OUT"/sft/checkpoints/step_* | sort | tail -1)" && pwd)"
 $VR eval --model "$INIT" --bench arith --limit 32 "bench.arith.levels=$LEVELS" sampling=demo grader=dapo_strict \
   --out "$OUT/premise-eval" --resume
 $PY experiments/premises.py accuracy "$OUT/premise-eval" --between 0.3 0.7 --record "$OUT/premise.json"
+$PY experiments/premises.py mixed "$OUT/premise-eval" --min-share "$MIXED_MIN" --record "$OUT/premise-mixed.json"
 
 COMMON=(--model "$INIT" --bench arith preset=cpu_small "bench.arith.levels=$LEVELS" sampling.max_tokens=256
         optim.lr="$LR" trainer.save_every=5 --eval-bench arith_heldout "eval_bench.arith_heldout.levels=$LEVELS" eval_limit=32
