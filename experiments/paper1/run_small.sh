@@ -10,7 +10,8 @@
 # than its paired 95% interval (premises.py pilot), else the script stops; the rl-gen run then goes on to STEPS.
 # A second task premise (premises.py mixed): at least MIXED_MIN (0.3) of those problems must be solved in some samples
 # and failed in others, since GRPO learns only from groups whose samples disagree. SFT_EPOCHS / SFT_LR set the
-# warm-up (1 / 5e-5; with 2 epochs the mixed share was 0.16 on 2026-12-03). PREMISE_ONLY=1 stops after the premises. About an hour on 2 cores. Usage: bash experiments/paper1/run_small.sh [STEPS]
+# warm-up (1 / 5e-5; with 2 epochs the mixed share was 0.16 on 2026-12-03). PREMISE_ONLY=1 stops after the
+# premises (15 minutes). About an hour on 2 cores. Usage: bash experiments/paper1/run_small.sh [STEPS]
 set -euo pipefail
 STEPS=${1:-20}
 PILOT=${PILOT:-10}
