@@ -20,7 +20,7 @@ from pathlib import Path
 from verireason.config import compose, to_object
 
 sys.path.insert(0, str(Path(__file__).parent))
-from make_sft_data import FEEDBACK  # noqa: E402 - the warm-up's own sentences
+from make_sft_data import verification  # noqa: E402 - the warm-up's own feedback sentences and verdict line
 
 
 def main(candidates: Path, out: Path, seed: int = 11) -> None:
@@ -34,8 +34,7 @@ def main(candidates: Path, out: Path, seed: int = 11) -> None:
     for label, attempts in by_label.items():
         for r in attempts + [rng.choice(attempts) for _ in range(size - len(attempts))]:
             user = prompt.verify_user.replace("{problem}", r["problem"]).replace("{response}", r["completion"])
-            verdict = "Yes" if label else "No"
-            records.append({"prompt": user, "completion": f"{rng.choice(FEEDBACK)}\nVerdict: \\boxed{{{verdict}}}"})
+            records.append(verification(user, "Yes" if label else "No", rng))
     rng.shuffle(records)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in records))

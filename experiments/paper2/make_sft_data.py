@@ -35,6 +35,11 @@ def wrong_ending(solution: str, answer: str, rng: random.Random) -> str:
     return "\n".join([*steps, last.replace(answer, wrong)])
 
 
+def verification(user: str, verdict: str, rng: random.Random) -> dict:
+    """An SFT record: ``user`` answered with one of the feedback sentences and ``Verdict: \\boxed{verdict}``."""
+    return {"prompt": user, "completion": f"{rng.choice(FEEDBACK)}\nVerdict: \\boxed{{{verdict}}}"}
+
+
 def main(out: Path, n: int = 96, informed: bool = True) -> None:
     prompt, rng = to_object(compose("stv", [])).prompt, random.Random(7)
     problems = arith.generate(n, 7, [1, 2])
@@ -43,13 +48,13 @@ def main(out: Path, n: int = 96, informed: bool = True) -> None:
         candidate = p.solution if rng.random() < 0.5 else wrong_ending(p.solution, p.answer, rng)
         verdict = rng.choice(["Yes", "No"])
         user = prompt.verify_user.replace("{problem}", p.problem).replace("{response}", candidate)
-        rows.append({"prompt": user, "completion": f"{rng.choice(FEEDBACK)}\nVerdict: \\boxed{{{verdict}}}"})
+        rows.append(verification(user, verdict, rng))
     for p in problems if informed else ():
         right = rng.random() < 0.5
         candidate = p.solution if right else wrong_ending(p.solution, p.answer, rng)
         user = (prompt.informed_verify_user.replace("{problem}", p.problem).replace("{response}", candidate)
                 .replace("{reference}", p.solution).replace("{verdict}", "correct" if right else "incorrect"))
-        rows.append({"prompt": user, "completion": f"{rng.choice(FEEDBACK)}\nVerdict: \\boxed{{{'Yes' if right else 'No'}}}"})
+        rows.append(verification(user, "Yes" if right else "No", rng))
     rng.shuffle(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -117,17 +117,21 @@ def pick_candidates(pool: Pool, keys: Sequence[tuple[str, str]], rng: random.Ran
     step judges as many correct as incorrect attempts (as paper 1's code balances its verification data): a
     verifier that cannot yet judge then gains nothing, in expectation, by always answering the majority verdict.
     Ours, both: the paper's per-step candidate mix is unknown (§2.7)."""
-    if balance not in CANDIDATE_BALANCE:
-        raise UserError(f"unknown candidates.balance={balance!r}; valid: {', '.join(CANDIDATE_BALANCE)}")
-    by_label = {label: [s for key in sorted(pool) for s in pool[key] if s.correct == label] for label in (True, False)}
+    check_balance(balance)
+    by_label = ({label: [s for key in sorted(pool) for s in pool[key] if s.correct == label] for label in (True, False)}
+                if balance == "labels" else {True: [], False: []})
     out = []
     for k, key in enumerate(keys):
         label = k % 2 == 0
-        want = [s for s in pool[key] if s.correct == label]
-        if not want and balance == "labels":
-            want = by_label[label]
+        want = [s for s in pool[key] if s.correct == label] or by_label[label]
         out.append(rng.choice(want or pool[key]))
     return out
+
+
+def check_balance(balance: str) -> None:
+    """A one-line error for an unknown ``candidates.balance``."""
+    if balance not in CANDIDATE_BALANCE:
+        raise UserError(f"unknown candidates.balance={balance!r}; valid: {', '.join(CANDIDATE_BALANCE)}")
 
 
 def judged(sample: Sample, problem: Problem) -> Judged:

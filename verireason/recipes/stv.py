@@ -25,10 +25,10 @@ from verireason.grading import Grader
 from verireason.losses import DIVERGENCES
 from verireason.models import resolve_model_path
 from verireason.papers.stv import (
-    CANDIDATE_BALANCE,
     METHODS,
     Pool,
     VerifierTraining,
+    check_balance,
     held_out_candidates,
     read_candidates,
     run_file,
@@ -57,8 +57,7 @@ def check(cfg: STVCfg) -> None:
     """Reject settings the run cannot use, before anything is loaded."""
     if cfg.method not in METHODS:
         raise UserError(f"unknown method {cfg.method!r}; valid: {', '.join(METHODS)}")
-    if cfg.candidates.balance not in CANDIDATE_BALANCE:
-        raise UserError(f"unknown candidates.balance={cfg.candidates.balance!r}; valid: {', '.join(CANDIDATE_BALANCE)}")
+    check_balance(cfg.candidates.balance)
     if cfg.distill.teacher not in ("frozen", "live"):
         raise UserError(f"unknown distill.teacher={cfg.distill.teacher!r}; valid: frozen, live")
     if cfg.distill.divergence not in DIVERGENCES:
