@@ -31,7 +31,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from verireason.metrics import bootstrap_mean
+from verireason.metrics import balanced_accuracy_interval, bootstrap_mean
 
 HOLDS, FAILS = 0, 3
 
@@ -91,19 +91,6 @@ def pilot(args) -> int:
     return _verdict("pilot", lo > 0, found, need, args.record)
 
 
-def _balanced_interval(pairs: list, reps: int = 2000) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of balanced accuracy, candidates resampled within each label."""
-    import random
-
-    from verireason.metrics import verification_metrics
-
-    rng = random.Random(0)
-    right, wrong = [p for p in pairs if p[1]], [p for p in pairs if not p[1]]
-    values = sorted(verification_metrics([rng.choice(right) for _ in right] + [rng.choice(wrong) for _ in wrong])
-                    ["verify_balanced_accuracy"] for _ in range(reps))
-    return values[int(0.025 * reps)], values[int(0.975 * reps)]
-
-
 def informed(args) -> int:
     """The teacher prompt and the student prompt on the same held-out candidates, same model and sampling."""
     from omegaconf import OmegaConf
@@ -136,7 +123,7 @@ def informed(args) -> int:
         pairs = [(parse_verdict(c.text, cfg.prompt.verdict), j.correct) for j, cs in zip(judged, outputs) for c in cs]
         metrics = verification_metrics(pairs)
         found[f"{name}_balanced_accuracy"] = metrics["verify_balanced_accuracy"]
-        found[f"{name}_ci_low"], found[f"{name}_ci_high"] = _balanced_interval(pairs)
+        found[f"{name}_ci_low"], found[f"{name}_ci_high"] = balanced_accuracy_interval(pairs)
         found[f"{name}_unparseable"] = metrics["unparseable"]
         found[f"{name}_tpr"], found[f"{name}_tnr"] = metrics.get("tpr", 0.0), metrics.get("tnr", 0.0)
     found["candidates"] = len(judged)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 
 import pytest
 
 from verireason.metrics import (
+    balanced_accuracy_interval,
     compute_matched,
     guided_majority_correct,
     ks_for,
@@ -122,3 +124,11 @@ def test_transition_rates():
     assert m["incorrect_to_correct"] == pytest.approx(2 / 3)
     assert m["correct_to_incorrect"] == pytest.approx(1 / 1)
     assert m["mean_attempts"] == pytest.approx(8 / 4)
+
+
+def test_balanced_interval_resamples_within_each_label():
+    pairs = [(True, True)] * 18 + [(False, True)] * 2 + [(False, False)] * 17 + [(True, False)] * 4
+    lo, hi = balanced_accuracy_interval(pairs)
+    assert lo < (18 / 20 + 17 / 21) / 2 < hi and hi - lo < 0.3
+    assert balanced_accuracy_interval([(True, True), (False, False)]) == (1.0, 1.0)
+    assert all(math.isnan(x) for x in balanced_accuracy_interval([(True, True), (False, True)]))  # one label only

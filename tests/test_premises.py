@@ -70,10 +70,3 @@ def test_pilot_premise_needs_a_paired_gain_above_its_interval(tmp_path, after, c
     found = json.loads(record.read_text())
     assert found["problems"] == 20 and found["first"] == 0.5 and found["last_step"] == "step_000010"
     assert premises.main(["pilot", str(tmp_path / "none")]) == 3  # no evaluations: fails, says why
-
-
-def test_balanced_interval_resamples_within_each_label():
-    pairs = [(True, True)] * 18 + [(False, True)] * 2 + [(False, False)] * 17 + [(True, False)] * 4
-    lo, hi = premises._balanced_interval(pairs)
-    assert lo < (18 / 20 + 17 / 21) / 2 < hi and hi - lo < 0.3
-    assert premises._balanced_interval([(True, True), (False, False)]) == (1.0, 1.0)

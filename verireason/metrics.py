@@ -181,3 +181,18 @@ def paired_difference(after: dict, before: dict, seed: int = 0) -> tuple[float, 
     interval, and the number of shared problems."""
     shared = sorted(set(after) & set(before))
     return (*bootstrap_mean([after[k] - before[k] for k in shared], seed), len(shared))
+
+
+def balanced_accuracy_interval(pairs: Sequence[tuple[bool | None, bool]], seed: int = 0,
+                               reps: int = 2000) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of balanced accuracy over ``(claimed, truth)`` pairs, the judged responses
+    resampled within each label so that every replicate keeps the set's balance. NaN for a set lacking a label."""
+    import random
+
+    right, wrong = [p for p in pairs if p[1]], [p for p in pairs if not p[1]]
+    if not right or not wrong:
+        return float("nan"), float("nan")
+    rng = random.Random(seed)
+    values = sorted(verification_metrics([rng.choice(right) for _ in right] + [rng.choice(wrong) for _ in wrong])
+                    ["verify_balanced_accuracy"] for _ in range(reps))
+    return values[int(0.025 * reps)], values[min(reps - 1, int(0.975 * reps))]

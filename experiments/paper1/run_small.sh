@@ -2,8 +2,9 @@
 # Paper 1 in miniature on the embedded SmolLM2-135M-Instruct, CPU only. The 135M model never writes \boxed{} on its
 # own (0 of 64 rollouts), so a short sft-init teaches the formats first (arith reference solutions, and verdicts
 # chosen at random so that judging starts at chance: make_sft_data.py); from that
-# checkpoint, rl-gen and rl-verify (verify_only) train for the same number of steps on one-step arithmetic, then
-# asymmetry-probe measures each run's checkpoints (the SFT checkpoint is step 0) and one figure shows both runs.
+# checkpoint, rl-gen, rl-verify (verify_only) and rl-verify (verify_alter) train for the same number of steps on
+# one-step arithmetic, then asymmetry-probe measures each run's checkpoints (the SFT checkpoint is step 0, probed
+# once) and one figure shows the three runs with 95% intervals (plot_small.py).
 # Premise first (papers.md §1.5: RL on generation needs both rewards): the warm-up model's accuracy on the task,
 # 4 samples on 32 problems, must lie in 30-70% (experiments/premises.py), else the script stops there. Then a pilot:
 # the rl-gen run's first PILOT steps must move held-out accuracy (32 problems x 4, step 0 vs step PILOT) by more
@@ -11,7 +12,7 @@
 # A second task premise (premises.py mixed): at least MIXED_MIN (0.3) of those problems must be solved in some samples
 # and failed in others, since GRPO learns only from groups whose samples disagree. SFT_EPOCHS / SFT_LR set the
 # warm-up (1 / 5e-5; with 2 epochs the mixed share was 0.16 on 2026-12-03). PREMISE_ONLY=1 stops after the
-# premises (15 minutes). About an hour on 2 cores. Usage: bash experiments/paper1/run_small.sh [STEPS]
+# premises (15 minutes). 75 minutes on 2 cores (2026-12-03). Usage: bash experiments/paper1/run_small.sh [STEPS]
 set -euo pipefail
 STEPS=${1:-20}
 PILOT=${PILOT:-10}
@@ -45,10 +46,16 @@ $PY experiments/premises.py pilot "$OUT/rl-gen" --record "$OUT/premise-pilot.jso
 COMMON+=(--steps "$STEPS")
 $VR rl-gen "${COMMON[@]}" --out "$OUT/rl-gen" --resume
 $VR rl-verify "${COMMON[@]}" --out "$OUT/rl-verify" --resume
+$VR rl-verify "${COMMON[@]}" --schedule verify_alter --out "$OUT/rl-verify-alter" --resume
 
-PROBE=(--bench arith_heldout --limit 16 "bench.arith_heldout.levels=$LEVELS" sampling=demo verify.sampling.max_tokens=256
-       grader=dapo_strict)
-for run in rl-gen rl-verify; do
+PROBE=(--bench arith_heldout --limit "${PROBE_LIMIT:-32}" "bench.arith_heldout.levels=$LEVELS" sampling=demo
+       verify.sampling.max_tokens=256 grader=dapo_strict)
+# the SFT checkpoint once; each run's probe starts from a copy of it (the probe skips checkpoints in its CSV)
+$VR asymmetry-probe --checkpoints "$INIT" "${PROBE[@]}" --out "$OUT/probe-init" --resume
+for run in rl-gen rl-verify rl-verify-alter; do
+  if [ ! -f "$OUT/probe-$run/asymmetry.csv" ]; then
+    mkdir -p "$OUT/probe-$run" && cp -r "$OUT/probe-init/." "$OUT/probe-$run/"
+  fi
   $VR asymmetry-probe --checkpoints "$INIT,$OUT/$run" "${PROBE[@]}" --out "$OUT/probe-$run" --resume
 done
 $PY experiments/paper1/plot_small.py "$OUT"

@@ -8,7 +8,8 @@
 #    Premise (experiments/premises.py informed): the informed teacher's balanced accuracy on the held-out candidates
 #    must reach 0.75 (the student's is reported beside it); else the script stops. PREMISE_ONLY=1 stops after it;
 #    CEILING=1 instead measures the learnability ceiling (make_oracle_data.py: the student prompt fine-tuned on the
-#    grader's true verdicts, then judged on the held-out candidates) and stops.
+#    grader's true verdicts, then judged on the held-out candidates) and stops. TRAIN_PROBLEMS (32) sets the number
+#    of training problems whose attempts are the candidates, ORACLE_EPOCHS (3) the ceiling's fine-tuning epochs.
 # 3. One verifier per method (verdict_rl, opd, stv, sft) trained from the warm-up checkpoint for STEPS steps on the
 #    training candidates, each step half correct and half incorrect (candidates.balance=$BALANCE; the training
 #    attempts are 30% correct, so the default mix rewards a constant "No"); held-out verification metrics at steps
@@ -23,6 +24,7 @@ OUT=${OUT:-results/paper2-small}
 VR=${VERIREASON:-verireason}
 PY=${PYTHON:-python}
 LEVELS="[1,2]"
+TRAIN_PROBLEMS=${TRAIN_PROBLEMS:-32}
 
 $PY experiments/paper2/make_sft_data.py "$OUT/sft.jsonl" 96
 $VR sft-init --data "$OUT/sft.jsonl" --out "$OUT/sft" --resume epochs=2 batch_size=16 optim.lr=5e-5 \
@@ -31,15 +33,16 @@ INIT="$OUT/init"
 ln -sfn "$(cd "$(ls -d "$OUT"/sft/checkpoints/step_* | sort | tail -1)" && pwd)" "$INIT"
 
 SAMPLE=(--model "$INIT" prompt=stv grader=dapo_strict sampling.n=4 sampling.temperature=1.0 sampling.max_tokens=128)
-$VR eval "${SAMPLE[@]}" --bench arith --limit 32 "bench.arith.levels=$LEVELS" --out "$OUT/cand-train" --resume
+$VR eval "${SAMPLE[@]}" --bench arith --limit "$TRAIN_PROBLEMS" "bench.arith.levels=$LEVELS" --out "$OUT/cand-train" \
+  --resume
 $VR eval "${SAMPLE[@]}" --bench arith_heldout --limit 16 "bench.arith_heldout.levels=$LEVELS" \
   --out "$OUT/cand-heldout" --resume
 $PY experiments/premises.py informed "$INIT" --candidates "$OUT/cand-heldout" --record "$OUT/premise.json"
 [ "${PREMISE_ONLY:-0}" = 1 ] && exit 0
 if [ "${CEILING:-0}" = 1 ]; then  # the learnability ceiling: the student prompt fine-tuned on the grader's truth
   $PY experiments/paper2/make_oracle_data.py "$OUT/cand-train" "$OUT/oracle.jsonl"
-  $VR sft-init --model "$INIT" --data "$OUT/oracle.jsonl" --out "$OUT/oracle" --resume epochs=3 batch_size=16 \
-    optim.lr=5e-5 optim.micro_batch_size=8 save_every=1000
+  $VR sft-init --model "$INIT" --data "$OUT/oracle.jsonl" --out "$OUT/oracle" --resume epochs="${ORACLE_EPOCHS:-3}" \
+    batch_size=16 optim.lr=5e-5 optim.micro_batch_size=8 save_every=1000
   $PY experiments/premises.py informed "$(ls -d "$OUT"/oracle/checkpoints/step_* | sort | tail -1)" \
     --candidates "$OUT/cand-heldout" --teacher-min 0 --record "$OUT/oracle-ceiling.json"
   exit 0
@@ -47,9 +50,9 @@ fi
 
 for method in verdict_rl opd stv sft; do
   $VR stv --model "$INIT" --method "$method" --bench arith --eval-bench arith_heldout --samples "$OUT/cand-train" \
-    --limit 32 --steps "$STEPS" preset=stv_cpu "bench.arith.levels=$LEVELS" "eval_bench.arith_heldout.levels=$LEVELS" \
-    eval_limit=16 candidates.heldout_samples="$OUT/cand-heldout" candidates.heldout_per_label=2 \
-    candidates.balance="$BALANCE" --out "$OUT/stv-$method" --resume
+    --limit "$TRAIN_PROBLEMS" --steps "$STEPS" preset=stv_cpu "bench.arith.levels=$LEVELS" \
+    "eval_bench.arith_heldout.levels=$LEVELS" eval_limit=16 candidates.heldout_samples="$OUT/cand-heldout" \
+    candidates.heldout_per_label=2 candidates.balance="$BALANCE" --out "$OUT/stv-$method" --resume
 done
 
 VRLOOP=(--model "$INIT" --protocol vr_loop --bench arith_heldout --limit 12 "bench.arith_heldout.levels=$LEVELS"

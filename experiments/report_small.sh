@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# `verireason report` over the miniatures' finished runs (experiments/paper{1,2,3}/run_small.sh), whichever exist:
+# paper 1's rl-gen, rl-verify (verify_only) and rl-verify-alter; paper 2's four verifiers (stv-*); paper 3's ORL and
+# PRL. Every final checkpoint and its initial model on one protocol layer: the same LIMIT held-out one-step arith
+# problems (LEVELS), the strict grader every miniature trains with, and conf/report.yaml's prompt and token budget,
+# V-R loops with one common verifier (the first run's initial model). Writes $OUT/report.md, report.json and
+# report.png; evaluations are reused. Extra arguments are report overrides.
+# Usage: bash experiments/report_small.sh [OVERRIDES...]   (OUT=results/report-small LIMIT=32 LEVELS=[1])
+set -euo pipefail
+OUT=${OUT:-results/report-small}
+LIMIT=${LIMIT:-32}
+LEVELS=${LEVELS:-[1]}
+VR=${VERIREASON:-verireason}
+RUNS=()
+for run in results/paper1-small/{rl-gen,rl-verify,rl-verify-alter} results/paper2-small/stv-{verdict_rl,opd,stv,sft} \
+           results/paper3-small/{orl,prl}; do
+  if compgen -G "$run/checkpoints/step_*" >/dev/null; then RUNS+=("$run"); fi
+done
+if [ ${#RUNS[@]} = 0 ]; then
+  echo "report_small.sh: no finished miniature run under results/paper{1,2,3}-small;" \
+       "run experiments/paperN/run_small.sh first" >&2
+  exit 2
+fi
+echo "runs: ${RUNS[*]}"
+$VR report "${RUNS[@]}" --out "$OUT" --limit "$LIMIT" "bench.arith_heldout.levels=$LEVELS" grader=dapo_strict "$@"
