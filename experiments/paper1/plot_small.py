@@ -22,18 +22,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from verireason.metrics import balanced_accuracy_interval, bootstrap_mean, paired_difference  # noqa: E402
+from verireason.metrics import (  # noqa: E402
+    balanced_accuracy_interval, bootstrap_mean, paired_difference, verification_metrics,
+)
 from verireason.records import Sample, Verdict  # noqa: E402
 from verireason.tracking import RecordLog  # noqa: E402
 
 RUNS = (("rl-gen", "o-"), ("rl-verify", "s-"), ("rl-verify-alter", "^-"))
 
 
-def per_problem(path: Path, field: str = "correct") -> dict[tuple[str, str], float]:
+def per_problem(source: Path | list[Sample], field: str = "correct") -> dict[tuple[str, str], float]:
     """Each problem's mean of ``field`` (the share of correct samples, or their mean length in ``tokens``) in a
-    ``samples.jsonl``-shaped file."""
+    ``samples.jsonl``-shaped file or a list of its samples."""
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for s in RecordLog(path, Sample).read():
+    for s in RecordLog(source, Sample).read() if isinstance(source, Path) else source:
         groups[(s.bench, s.problem_id)].append(float(getattr(s, field)))
     return {k: sum(v) / len(v) for k, v in groups.items()}
 
@@ -41,16 +43,17 @@ def per_problem(path: Path, field: str = "correct") -> dict[tuple[str, str], flo
 def checkpoint_row(step_dir: Path) -> dict:
     """Generation and self-verification of one probed checkpoint, each with its 95% interval."""
     samples = RecordLog(step_dir / "samples.jsonl", Sample).read()
-    gen, gen_lo, gen_hi = bootstrap_mean(list(per_problem(step_dir / "samples.jsonl").values()))
+    gen, gen_lo, gen_hi = bootstrap_mean(list(per_problem(samples).values()))
     judged = step_dir / "verifications.jsonl"
     pairs = [(v.claimed, v.truth) for v in RecordLog(judged, Verdict).read()] if judged.exists() else []
-    right, wrong = [p for p in pairs if p[1]], [p for p in pairs if not p[1]]
-    tpr = sum(c is True for c, _ in right) / len(right) if right else float("nan")
-    tnr = sum(c is False for c, _ in wrong) / len(wrong) if wrong else float("nan")
+    nan = float("nan")
+    m = verification_metrics(pairs)
+    tpr, tnr = m.get("tpr", nan), m.get("tnr", nan)
     ba_lo, ba_hi = balanced_accuracy_interval(pairs)
     return {"step": int(step_dir.name.split("_")[-1]), "gen": gen, "gen_lo": gen_lo, "gen_hi": gen_hi,
-            "ba": (tpr + tnr) / 2, "ba_lo": ba_lo, "ba_hi": ba_hi, "tpr": tpr, "tnr": tnr, "verify_set": len(pairs),
-            "tokens": sum(s.tokens for s in samples) / max(len(samples), 1), "samples": len(samples)}
+            "ba": m.get("verify_balanced_accuracy", nan), "ba_lo": ba_lo, "ba_hi": ba_hi, "tpr": tpr, "tnr": tnr,
+            "verify_set": len(pairs), "tokens": sum(s.tokens for s in samples) / max(len(samples), 1),
+            "samples": len(samples)}
 
 
 def probe_rows(root: Path, run: str) -> list[dict]:
