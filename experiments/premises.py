@@ -17,8 +17,9 @@ the miniature needs), so ``run_small.sh`` stops before the long part.
   this gap, papers.md §2.3): balanced accuracy >= ``--teacher-min`` for the teacher.
 * ``bi-data DATA_DIR``: paper 3. BI data with enough trajectories holding a verified wrong attempt and its
   correction (S²R used 3.1k trajectories, papers.md §3.3): ``--min-trajectories`` and ``--min-corrections``.
-* ``recall EVAL_DIR --min-recall R``: paper 3. The BI model's error recall (verdict "wrong" on its own wrong
-  attempts, ``s2r_attempts``' ``tnr``) on held-out problems.
+* ``recall EVAL_DIR --min-recall R --min-balanced B``: paper 3. The BI model's error recall (verdict "wrong" on its
+  own wrong attempts, ``s2r_attempts``' ``tnr``) on held-out problems, and the balanced accuracy of the same verdicts
+  (with its interval), since a model that calls every attempt wrong has recall 1 and judges nothing.
 
 Usage: python experiments/premises.py accuracy results/paper1-small/premise-eval --between 0.3 0.7
 """
@@ -31,7 +32,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from verireason.metrics import balanced_accuracy_interval, bootstrap_mean
+from verireason.metrics import balanced_accuracy_interval, bootstrap_mean, verification_metrics
 
 HOLDS, FAILS = 0, 3
 
@@ -144,12 +145,20 @@ def bi_data(args) -> int:
 
 
 def recall(args) -> int:
-    summary = json.loads((Path(args.eval_dir) / "summary.json").read_text())
-    rows = [r for k, r in summary.items() if isinstance(r, dict) and "/" not in k and "tnr" in r]
-    weight = sum(r.get("verifications", 0) for r in rows)
-    value = sum(r["tnr"] * r.get("verifications", 0) for r in rows if r["tnr"] == r["tnr"]) / max(weight, 1)
-    return _verdict("recall", value >= args.min_recall, {"error_recall": value, "verifications": weight},
-                    f"error recall >= {args.min_recall}", args.record)
+    """Error recall alone is met by a model that calls every attempt wrong, so the premise also needs its verdicts to
+    discriminate: balanced accuracy (error recall and TPR together) over the same verifications >= the minimum."""
+    pairs = [(claimed, truth) for line in (Path(args.eval_dir) / "attempts.jsonl").read_text().splitlines()
+             if line.strip() for claimed, truth in zip(json.loads(line)["verdicts"], json.loads(line)["verified_correct"])]
+    found = verification_metrics(pairs)
+    low, high = balanced_accuracy_interval(pairs)
+    recall_, balanced = found.get("tnr", float("nan")), found.get("verify_balanced_accuracy", float("nan"))
+    found = {"error_recall": recall_, "tpr": found.get("tpr", float("nan")), "balanced_accuracy": balanced,
+             "balanced_ci_low": low, "balanced_ci_high": high, "unparseable": found.get("unparseable", float("nan")),
+             "verifications": len(pairs)}
+    holds = recall_ >= args.min_recall and balanced >= args.min_balanced
+    return _verdict("recall", holds, found, f"error recall >= {args.min_recall} and balanced accuracy >= "
+                    f"{args.min_balanced} (verdicts that tell wrong attempts from right ones, not a constant "
+                    "'incorrect')", args.record)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("recall")
     r.add_argument("eval_dir")
     r.add_argument("--min-recall", type=float, default=0.3)
+    r.add_argument("--min-balanced", type=float, default=0.55)
     for p in (a, m, pi, i, b, r):
         p.add_argument("--record", help="write the measurement here (JSON)")
     args = parser.parse_args(argv)

@@ -39,10 +39,10 @@ run stv_sft $VR stv --method sft --bench arith preset=stv_cpu --steps 2 --out $O
 run vil $VR vil --bench arith preset=vil_cpu --steps 2 --out $OUT/vil
 run s2r_data $VR s2r --stage data preset=s2r_cpu --out $OUT/s2r_data
 # The S²R training stages read the small paper-3 run's trajectories where it exists (bash experiments/paper3/run_small.sh,
-# 70 min). Without it (the raw embedded model builds no verified trajectory of its own), BI trains on the paper-1
+# 82 min). Without it (the raw embedded model builds no verified trajectory of its own), BI trains on the paper-1
 # SFT records above and ORL/PRL start from the embedded model on --bench arith: the same stages at the same sizes.
 if [ -d results/paper3-small/data ]; then
-  S2R_DATA=(--data results/paper3-small/data); S2R_BI=(--model results/paper3-small/bi/checkpoints/step_000012)
+  S2R_DATA=(--data results/paper3-small/data); S2R_BI=(--model "$(ls -d results/paper3-small/bi/checkpoints/step_* | sort | tail -1)")
   BI_DATA=(--data results/paper3-small/data)
 else
   S2R_DATA=(--bench arith --limit 16); S2R_BI=(); BI_DATA=(--data $OUT/sft.jsonl)

@@ -50,13 +50,32 @@ def test_bi_data_premise_counts_trajectories_with_a_correction(tmp_path):
     assert premises.main(["bi-data", str(tmp_path), "--min-trajectories", "300", "--min-corrections", "121"]) == 3
 
 
-def test_recall_premise_pools_benchmarks_by_verifications(tmp_path):
-    (tmp_path / "summary.json").write_text(json.dumps(
-        {"a": {"tnr": 0.5, "verifications": 30}, "b": {"tnr": 0.1, "verifications": 10}, "a/1": {"tnr": 0.0}}))
+def _attempts(folder: Path, pairs: list[tuple[bool | None, bool]]) -> None:
+    """One response per verification pair: (verdict, truth of the attempt it judged)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "attempts.jsonl").write_text("".join(json.dumps(
+        {"bench": "arith", "problem_id": f"p{i}", "sample_index": 0, "verdicts": [c], "verified_correct": [t]}) + "\n"
+        for i, (c, t) in enumerate(pairs)))
+
+
+def test_recall_premise_needs_recall_and_discrimination(tmp_path):
+    # 10 wrong attempts, 6 flagged; 10 right ones, 8 accepted, 1 unparseable: recall 0.6, TPR 0.8, balanced 0.7
+    _attempts(tmp_path, [(False, False)] * 6 + [(True, False)] * 4 + [(True, True)] * 8 + [(False, True), (None, True)])
     record = tmp_path / "r.json"
-    assert premises.main(["recall", str(tmp_path), "--min-recall", "0.4", "--record", str(record)]) == 0
-    assert json.loads(record.read_text())["error_recall"] == pytest.approx(0.4)
-    assert premises.main(["recall", str(tmp_path), "--min-recall", "0.41"]) == 3
+    assert premises.main(["recall", str(tmp_path), "--min-recall", "0.6", "--record", str(record)]) == 0
+    found = json.loads(record.read_text())
+    assert found["error_recall"] == pytest.approx(0.6) and found["tpr"] == pytest.approx(0.8)
+    assert found["balanced_accuracy"] == pytest.approx(0.7) and found["verifications"] == 20
+    assert found["balanced_ci_low"] <= 0.7 <= found["balanced_ci_high"]
+    assert premises.main(["recall", str(tmp_path), "--min-recall", "0.61"]) == 3
+    assert premises.main(["recall", str(tmp_path), "--min-recall", "0.6", "--min-balanced", "0.71"]) == 3
+
+
+def test_recall_premise_fails_a_constant_incorrect(tmp_path):
+    _attempts(tmp_path, [(False, False)] * 10 + [(False, True)] * 10)  # recall 1.0, judges nothing
+    record = tmp_path / "r.json"
+    assert premises.main(["recall", str(tmp_path), "--record", str(record)]) == 3
+    assert json.loads(record.read_text())["error_recall"] == 1.0
 
 
 @pytest.mark.parametrize("after,code", [([[True, True]] * 16 + [[False, False]] * 4, 0),

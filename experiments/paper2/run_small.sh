@@ -9,7 +9,8 @@
 #    must reach 0.75 (the student's is reported beside it); else the script stops. PREMISE_ONLY=1 stops after it;
 #    CEILING=1 instead measures the learnability ceiling (make_oracle_data.py: the student prompt fine-tuned on the
 #    grader's true verdicts, then judged on the held-out candidates) and stops. TRAIN_PROBLEMS (32) sets the number
-#    of training problems whose attempts are the candidates, ORACLE_EPOCHS (3) the ceiling's fine-tuning epochs.
+#    of training problems whose attempts are the candidates, ORACLE_EPOCHS (3) the ceiling's fine-tuning epochs,
+#    LEVELS ([1,2]) the arith levels of every problem.
 # 3. One verifier per method (verdict_rl, opd, stv, sft) trained from the warm-up checkpoint for STEPS steps on the
 #    training candidates, each step half correct and half incorrect (candidates.balance=$BALANCE; the training
 #    attempts are 30% correct, so the default mix rewards a constant "No"); held-out verification metrics at steps
@@ -23,7 +24,7 @@ BALANCE=${BALANCE:-labels}
 OUT=${OUT:-results/paper2-small}
 VR=${VERIREASON:-verireason}
 PY=${PYTHON:-python}
-LEVELS="[1,2]"
+LEVELS=${LEVELS:-[1,2]}
 TRAIN_PROBLEMS=${TRAIN_PROBLEMS:-32}
 
 $PY experiments/paper2/make_sft_data.py "$OUT/sft.jsonl" 96
