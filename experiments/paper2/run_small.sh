@@ -10,7 +10,7 @@
 #    CEILING=1 instead measures the learnability ceiling (make_oracle_data.py: the student prompt fine-tuned on the
 #    grader's true verdicts, then judged on the held-out candidates) and stops. TRAIN_PROBLEMS (32) sets the number
 #    of training problems whose attempts are the candidates, ORACLE_EPOCHS (3) the ceiling's fine-tuning epochs,
-#    LEVELS ([1,2]) the arith levels of every problem.
+#    LEVELS ([1,2]) the arith levels of every problem; WARMUP=checkpoint reuses another run's warm-up.
 # 3. One verifier per method (verdict_rl, opd, stv, sft) trained from the warm-up checkpoint for STEPS steps on the
 #    training candidates, each step half correct and half incorrect (candidates.balance=$BALANCE; the training
 #    attempts are 30% correct, so the default mix rewards a constant "No"); held-out verification metrics at steps
@@ -27,11 +27,16 @@ PY=${PYTHON:-python}
 LEVELS=${LEVELS:-[1,2]}
 TRAIN_PROBLEMS=${TRAIN_PROBLEMS:-32}
 
-$PY experiments/paper2/make_sft_data.py "$OUT/sft.jsonl" 96
-$VR sft-init --data "$OUT/sft.jsonl" --out "$OUT/sft" --resume epochs=2 batch_size=16 optim.lr=5e-5 \
-  optim.micro_batch_size=8 save_every=1000
+WARMUP=${WARMUP:-}  # another run's warm-up checkpoint (its data does not depend on LEVELS or TRAIN_PROBLEMS)
+if [ -z "$WARMUP" ]; then
+  $PY experiments/paper2/make_sft_data.py "$OUT/sft.jsonl" 96
+  $VR sft-init --data "$OUT/sft.jsonl" --out "$OUT/sft" --resume epochs=2 batch_size=16 optim.lr=5e-5 \
+    optim.micro_batch_size=8 save_every=1000
+  WARMUP=$(ls -d "$OUT"/sft/checkpoints/step_* | sort | tail -1)
+fi
 INIT="$OUT/init"
-ln -sfn "$(cd "$(ls -d "$OUT"/sft/checkpoints/step_* | sort | tail -1)" && pwd)" "$INIT"
+mkdir -p "$OUT"
+ln -sfn "$(cd "$WARMUP" && pwd)" "$INIT"
 
 SAMPLE=(--model "$INIT" prompt=stv grader=dapo_strict sampling.n=4 sampling.temperature=1.0 sampling.max_tokens=128)
 $VR eval "${SAMPLE[@]}" --bench arith --limit "$TRAIN_PROBLEMS" "bench.arith.levels=$LEVELS" --out "$OUT/cand-train" \
