@@ -147,8 +147,9 @@ def bi_data(args) -> int:
 def recall(args) -> int:
     """Error recall alone is met by a model that calls every attempt wrong, so the premise also needs its verdicts to
     discriminate: balanced accuracy (error recall and TPR together) over the same verifications >= the minimum."""
-    pairs = [(claimed, truth) for line in (Path(args.eval_dir) / "attempts.jsonl").read_text().splitlines()
-             if line.strip() for claimed, truth in zip(json.loads(line)["verdicts"], json.loads(line)["verified_correct"])]
+    lines = (Path(args.eval_dir) / "attempts.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    pairs = [pair for row in rows for pair in zip(row["verdicts"], row["verified_correct"])]
     found = verification_metrics(pairs)
     low, high = balanced_accuracy_interval(pairs)
     recall_, balanced = found.get("tnr", float("nan")), found.get("verify_balanced_accuracy", float("nan"))
