@@ -14,7 +14,9 @@ the miniature needs), so ``run_small.sh`` stops before the long part.
   last - first over the same problems lies above 0.
 * ``informed MODEL --candidates EVAL_DIR``: paper 2. The informed teacher (the STV teacher prompt: the true verdict
   and the reference) judges held-out candidates far better than the uninformed student prompt (STV's claim rests on
-  this gap, papers.md §2.3): balanced accuracy >= ``--teacher-min`` for the teacher.
+  this gap, papers.md §2.3): balanced accuracy >= ``--teacher-min`` for the teacher. With ``--student-min`` on a
+  model fine-tuned on the true verdicts it is paper 2's learnability ceiling: can the student learn to judge these
+  candidates at all?
 * ``bi-data DATA_DIR``: paper 3. BI data with enough trajectories holding a verified wrong attempt and its
   correction (S²R used 3.1k trajectories, papers.md §3.3): ``--min-trajectories`` and ``--min-corrections``.
 * ``recall EVAL_DIR --min-recall R --min-balanced B``: paper 3. The BI model's error recall (verdict "wrong" on its
@@ -92,12 +94,22 @@ def pilot(args) -> int:
     return _verdict("pilot", lo > 0, found, need, args.record)
 
 
-def informed(args) -> int:
-    """The teacher prompt and the student prompt on the same held-out candidates, same model and sampling."""
+def candidate_problems(eval_dir: str | Path) -> list:
+    """The (bench, Problem) pairs an ``eval`` run sampled, reference solutions included, from its config.yaml."""
     from omegaconf import OmegaConf
 
-    from verireason.config import BenchCfg, compose, to_object
+    from verireason.config import BenchCfg
     from verireason.data import load_problems
+
+    made = OmegaConf.load(Path(eval_dir) / "config.yaml")
+    return [(name, p) for name, node in made.bench.items()
+            for p in load_problems(name, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BenchCfg), node)),
+                                   made.get("data_dir"), made.get("limit"))]
+
+
+def informed(args) -> int:
+    """The teacher prompt and the student prompt on the same held-out candidates, same model and sampling."""
+    from verireason.config import compose, to_object
     from verireason.generation import build_generator
     from verireason.metrics import verification_metrics
     from verireason.models import resolve_model_path
@@ -107,10 +119,7 @@ def informed(args) -> int:
 
     cfg = to_object(compose("eval", ["model=local", f"model.path='{args.model}'", "model.name=premise", "prompt=stv",
                                      "verify=demo", f"verify.sampling.max_tokens={args.max_tokens}"]))
-    made = OmegaConf.load(Path(args.candidates) / "config.yaml")  # the candidates' problems, reference solutions too
-    problems = [(name, p) for name, node in made.bench.items()
-                for p in load_problems(name, OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(BenchCfg), node)),
-                                       made.get("data_dir"), made.get("limit"))]
+    problems = candidate_problems(args.candidates)
     pool = read_candidates(args.candidates, problems)
     judged = held_out_candidates(pool, {(b, p.id): p for b, p in problems}, args.per_label)
     generator = build_generator(cfg.engine, cfg.model, resolve_model_path(cfg.model), 0)
@@ -128,9 +137,12 @@ def informed(args) -> int:
         found[f"{name}_unparseable"] = metrics["unparseable"]
         found[f"{name}_tpr"], found[f"{name}_tnr"] = metrics.get("tpr", 0.0), metrics.get("tnr", 0.0)
     found["candidates"] = len(judged)
-    holds = found["teacher_balanced_accuracy"] >= args.teacher_min
-    return _verdict("informed", holds, found, f"teacher balanced accuracy >= {args.teacher_min} (well above the "
-                    "student's ~0.5): a warm-up that teaches the informed prompt to use its verdict", args.record)
+    holds = (found["teacher_balanced_accuracy"] >= args.teacher_min
+             and found["student_balanced_accuracy"] >= args.student_min)
+    need = (f"teacher balanced accuracy >= {args.teacher_min} (well above the student's ~0.5): a warm-up that teaches "
+            "the informed prompt to use its verdict" if not args.student_min else
+            f"student balanced accuracy >= {args.student_min}: candidates whose rightness the student can learn to see")
+    return _verdict("informed", holds, found, need, args.record)
 
 
 def bi_data(args) -> int:
@@ -179,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--per-label", type=int, default=2)
     i.add_argument("--max-tokens", type=int, default=96)
     i.add_argument("--teacher-min", type=float, default=0.75)
+    i.add_argument("--student-min", type=float, default=0.0,
+                   help="also require this of the student prompt (the learnability ceiling: a model fine-tuned on "
+                        "the true verdicts)")
     b = sub.add_parser("bi-data")
     b.add_argument("data_dir")
     b.add_argument("--min-trajectories", type=int, default=300)
