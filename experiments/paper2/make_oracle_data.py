@@ -3,10 +3,11 @@
 Writes SFT records of the student verifier prompt (problem and attempt, no verdict, no reference) over the training
 candidates of ``run_small.sh`` (an ``eval`` run's ``samples.jsonl``), each answered with the warm-up's kind of
 feedback (``--feedback``, as in ``make_sft_data.py``: the recomputation of the problem's reference solution beside the
-attempt's boxed answer, or a generic sentence) and the **grader's true verdict**. The minority label is repeated until both labels are equally many, so a
-constant verdict learns nothing. Fine-tuning the warm-up model on them (``sft-init``) and measuring the student prompt
-on the held-out candidates (``experiments/premises.py informed``) bounds what any verifier training can reach from
-the same candidates: supervised on the truth itself, rather than on a reward or a teacher's distribution.
+attempt's boxed answer, or a generic sentence) and the **grader's true verdict**. The minority label is repeated
+until both labels are equally many, so a constant verdict learns nothing. Fine-tuning the warm-up model on them
+(``sft-init``) and measuring the student prompt on the held-out candidates (``experiments/premises.py informed``)
+bounds what any verifier training can reach from the same candidates: supervised on the truth itself, rather than on
+a reward or a teacher's distribution.
 
 Usage: python experiments/paper2/make_oracle_data.py results/paper2-small/cand-train OUT.jsonl [--feedback generic]
 """

@@ -56,7 +56,8 @@ $PY experiments/paper2/make_oracle_data.py "$OUT/cand-train" "$OUT/oracle.jsonl"
 $VR sft-init --model "$INIT" --data "$OUT/oracle.jsonl" --out "$OUT/oracle" --resume epochs="${ORACLE_EPOCHS:-3}" \
   batch_size=16 optim.lr=5e-5 optim.micro_batch_size=8 save_every=1000
 premise $PY experiments/premises.py informed "$(ls -d "$OUT"/oracle/checkpoints/step_* | sort | tail -1)" \
-  --candidates "$OUT/cand-heldout" --teacher-min 0 --student-min "${CEILING_MIN:-0.7}" --record "$OUT/oracle-ceiling.json"
+  --candidates "$OUT/cand-heldout" --teacher-min 0 --student-min "${CEILING_MIN:-0.7}" \
+  --record "$OUT/oracle-ceiling.json"
 [ "${CEILING:-0}" = 1 ] && exit 0
 
 for method in verdict_rl opd stv sft; do
