@@ -4,8 +4,8 @@ which only the informed prompt's warm-up has, and among those the share whose ve
 X equals Y). A student that imitates its informed self raises both; one that only shifts its Yes rate does not.
 
 Reads ``stv-<method>/rollouts/step_*.jsonl`` (the student's sampled verifications) and writes
-``comparison_use.md`` into the run folder: per method, steps 1-5 against the last 5 steps. ``sft`` keeps no rollouts (it
-trains on its informed teacher's verifications), so it has no row.
+``comparison_use.md`` into the run folder: per method, steps 1-5 against the last 5 steps. ``sft`` keeps no rollouts
+(it trains on its informed teacher's verifications), so it has no row.
 
 Usage: python experiments/paper2/comparison_use.py results/paper2-small
 """
@@ -29,6 +29,10 @@ def comparison_use(completions: list[str]) -> tuple[float, float | None, int]:
     return share, (sum(follows) / len(follows) if follows else None), len(completions)
 
 
+def _rate(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
 def _completions(files: list[Path]) -> list[str]:
     rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.strip()]
     return [r["completion"] for r in rows]
@@ -42,8 +46,7 @@ def main(root: Path, window: int = 5) -> str:
         if not files:
             continue
         first, last = comparison_use(_completions(files[:window])), comparison_use(_completions(files[-window:]))
-        fmt = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
-        lines.append(f"| {method} | {fmt(first[0])} → {fmt(last[0])} | {fmt(first[1])} → {fmt(last[1])} | "
+        lines.append(f"| {method} | {_rate(first[0])} → {_rate(last[0])} | {_rate(first[1])} → {_rate(last[1])} | "
                      f"{first[2]} / {last[2]} |")
     text = "\n".join(lines) + "\n"
     (root / "comparison_use.md").write_text(text)

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from verireason import arith
 from verireason.config import compose, to_object
+from verireason.grading import last_boxed
 
 FEEDBACK = ("I followed each step of the solution and checked the arithmetic of every line against the problem.",
             "I recomputed the quantities in the order the story gives them and compared them with the solution.")
@@ -53,7 +54,6 @@ def wrong_ending(solution: str, answer: str, rng: random.Random) -> str:
 
 
 EQUATION = re.compile(r"\d+ [-+×÷] \d+ = \d+")
-BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 
 
 def wrong_work(solution: str, answer: str, rng: random.Random) -> str:
@@ -68,9 +68,9 @@ def wrong_work(solution: str, answer: str, rng: random.Random) -> str:
 def recompute(solution: str, answer: str, response: str, compare: bool = True) -> str:
     """Feedback that redoes the reference ``solution``'s arithmetic and, with ``compare``, sets its result beside the
     response's last boxed answer ("missing" when it has none)."""
-    claimed = BOXED.findall(response)
+    claimed = last_boxed(response)
     steps = f"Recomputing each step: {', '.join(EQUATION.findall(solution))}."
-    return (f"{steps} My result is {answer}; the solution's answer is {claimed[-1].strip() if claimed else 'missing'}."
+    return (f"{steps} My result is {answer}; the solution's answer is {claimed.strip() if claimed else 'missing'}."
             if compare else steps)
 
 

@@ -16,8 +16,8 @@
 #      after it. WARMUP=checkpoint reuses another run's warm-up (its data depends only on FEEDBACK).
 # 4. One verifier per method (verdict_rl, opd, stv, sft) trained from the warm-up checkpoint for STEPS steps on the
 #    training candidates at learning rate LR (5e-5), each step half correct and half incorrect
-#    (candidates.balance=$BALANCE); held-out
-#    verification metrics at steps 0, 5, 10, ... on the fixed held-out candidates.
+#    (candidates.balance=$BALANCE); held-out verification metrics at steps 0, 5, 10, ... on the fixed held-out
+#    candidates.
 # 5. V-R loops on the held-out problems with the warm-up model as generator and each verifier (the untrained one too).
 # 6. plot_small.py: one figure and a table (summary.md).
 # Usage: bash experiments/paper2/run_small.sh [STEPS]   (BALANCE=alternate: the suite's default candidate mix)
