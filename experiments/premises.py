@@ -17,6 +17,9 @@ the miniature needs), so ``run_small.sh`` stops before the long part.
   this gap, papers.md §2.3): balanced accuracy >= ``--teacher-min`` for the teacher. With ``--student-min`` on a
   model fine-tuned on the true verdicts it is paper 2's learnability ceiling: can the student learn to judge these
   candidates at all?
+* ``verifier MODEL --candidates EVAL_DIR``: paper 2's ViL. The trained verifier ViL freezes judges the held-out
+  candidates under the plain verifier prompt: balanced accuracy >= ``--min-balanced`` with its 95% interval above
+  0.5 (papers.md §2.4: ViL's gain comes through the verifier's feedback and verdicts).
 * ``bi-data DATA_DIR``: paper 3. BI data with enough trajectories holding a verified wrong attempt and its
   correction (S²R used 3.1k trajectories, papers.md §3.3): ``--min-trajectories`` and ``--min-corrections``.
 * ``recall EVAL_DIR --min-recall R --min-balanced B``: paper 3. The BI model's error recall (verdict "wrong" on its
@@ -107,28 +110,29 @@ def candidate_problems(eval_dir: str | Path) -> list:
                                    made.get("data_dir"), made.get("limit"))]
 
 
-def informed(args) -> int:
-    """The teacher prompt and the student prompt on the same held-out candidates, same model and sampling."""
+def _judged(model: str, candidates: str, per_label: int, max_tokens: int, prompts: tuple[str, ...]) -> dict:
+    """Balanced accuracy (with its interval), TPR, TNR and unparseable share of ``model`` judging the held-out
+    candidates once each under the STV ``prompts`` named (``teacher``: the informed prompt; ``student``: the plain
+    one)."""
     from verireason.config import compose, to_object
     from verireason.generation import build_generator
-    from verireason.metrics import verification_metrics
     from verireason.models import resolve_model_path
     from verireason.papers.stv import held_out_candidates, read_candidates
     from verireason.prompts import chat_text, informed_verify_messages, parse_verdict, verify_messages
     from verireason.protocols import generate_batched
 
-    cfg = to_object(compose("eval", ["model=local", f"model.path='{args.model}'", "model.name=premise", "prompt=stv",
-                                     "verify=demo", f"verify.sampling.max_tokens={args.max_tokens}"]))
-    problems = candidate_problems(args.candidates)
-    pool = read_candidates(args.candidates, problems)
-    judged = held_out_candidates(pool, {(b, p.id): p for b, p in problems}, args.per_label)
+    cfg = to_object(compose("eval", ["model=local", f"model.path='{model}'", "model.name=premise", "prompt=stv",
+                                     "verify=demo", f"verify.sampling.max_tokens={max_tokens}"]))
+    problems = candidate_problems(candidates)
+    pool = read_candidates(candidates, problems)
+    judged = held_out_candidates(pool, {(b, p.id): p for b, p in problems}, per_label)
     generator = build_generator(cfg.engine, cfg.model, resolve_model_path(cfg.model), 0)
     tok, system, sampling = generator.tokenizer, cfg.model.system_prompt, cfg.verify.sampling
+    messages = {"teacher": lambda j: informed_verify_messages(j.problem, j.response, j.correct, cfg.prompt, system),
+                "student": lambda j: verify_messages(j.problem, j.response, cfg.prompt, system)}
     found = {}
-    for name, messages in (("teacher", lambda j: informed_verify_messages(j.problem, j.response, j.correct,
-                                                                          cfg.prompt, system)),
-                           ("student", lambda j: verify_messages(j.problem, j.response, cfg.prompt, system))):
-        texts = [chat_text(tok, messages(j)) for j in judged]
+    for name in prompts:
+        texts = [chat_text(tok, messages[name](j)) for j in judged]
         outputs = generate_batched(generator, texts, sampling, 0)
         pairs = [(parse_verdict(c.text, cfg.prompt.verdict), j.correct) for j, cs in zip(judged, outputs) for c in cs]
         metrics = verification_metrics(pairs)
@@ -137,12 +141,28 @@ def informed(args) -> int:
         found[f"{name}_unparseable"] = metrics["unparseable"]
         found[f"{name}_tpr"], found[f"{name}_tnr"] = metrics.get("tpr", 0.0), metrics.get("tnr", 0.0)
     found["candidates"] = len(judged)
+    return found
+
+
+def informed(args) -> int:
+    """The teacher prompt and the student prompt on the same held-out candidates, same model and sampling."""
+    found = _judged(args.model, args.candidates, args.per_label, args.max_tokens, ("teacher", "student"))
     holds = (found["teacher_balanced_accuracy"] >= args.teacher_min
              and found["student_balanced_accuracy"] >= args.student_min)
     need = (f"teacher balanced accuracy >= {args.teacher_min} (well above the student's ~0.5): a warm-up that teaches "
             "the informed prompt to use its verdict" if not args.student_min else
             f"student balanced accuracy >= {args.student_min}: candidates whose rightness the student can learn to see")
     return _verdict("informed", holds, found, need, args.record)
+
+
+def verifier(args) -> int:
+    """ViL's premise: the frozen verifier it trains the generator with judges held-out candidates, balanced accuracy
+    >= the minimum and its 95% interval above chance (a verifier at chance only adds noise to the reward)."""
+    found = _judged(args.model, args.candidates, args.per_label, args.max_tokens, ("student",))
+    found = {k.replace("student_", ""): v for k, v in found.items()}
+    holds = found["balanced_accuracy"] >= args.min_balanced and found["ci_low"] > 0.5
+    return _verdict("verifier", holds, found, f"a trained verifier with balanced accuracy >= {args.min_balanced} and a "
+                    "95% interval above 0.5 (a verifier that judges, for ViL to train the generator with)", args.record)
 
 
 def bi_data(args) -> int:
@@ -194,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     i.add_argument("--student-min", type=float, default=0.0,
                    help="also require this of the student prompt (the learnability ceiling: a model fine-tuned on "
                         "the true verdicts)")
+    v = sub.add_parser("verifier")
+    v.add_argument("model")
+    v.add_argument("--candidates", required=True)
+    v.add_argument("--per-label", type=int, default=2)
+    v.add_argument("--max-tokens", type=int, default=96)
+    v.add_argument("--min-balanced", type=float, default=0.6)
     b = sub.add_parser("bi-data")
     b.add_argument("data_dir")
     b.add_argument("--min-trajectories", type=int, default=300)
@@ -202,11 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("eval_dir")
     r.add_argument("--min-recall", type=float, default=0.3)
     r.add_argument("--min-balanced", type=float, default=0.55)
-    for p in (a, m, pi, i, b, r):
+    for p in (a, m, pi, i, v, b, r):
         p.add_argument("--record", help="write the measurement here (JSON)")
     args = parser.parse_args(argv)
-    checks = {"accuracy": accuracy, "mixed": mixed, "pilot": pilot, "informed": informed, "bi-data": bi_data,
-              "recall": recall}
+    checks = {"accuracy": accuracy, "mixed": mixed, "pilot": pilot, "informed": informed, "verifier": verifier,
+              "bi-data": bi_data, "recall": recall}
     return checks[args.check](args)
 
 

@@ -89,3 +89,20 @@ def test_pilot_premise_needs_a_paired_gain_above_its_interval(tmp_path, after, c
     found = json.loads(record.read_text())
     assert found["problems"] == 20 and found["first"] == 0.5 and found["last_step"] == "step_000010"
     assert premises.main(["pilot", str(tmp_path / "none")]) == 3  # no evaluations: fails, says why
+
+
+@pytest.mark.parametrize("balanced,low,code", [(0.72, 0.58, 0), (0.64, 0.47, 3), (0.55, 0.51, 3)])
+def test_vil_verifier_premise_needs_a_verifier_above_chance(tmp_path, monkeypatch, balanced, low, code):
+    judged = []
+
+    def measured(model, candidates, per_label, max_tokens, prompts):
+        judged.append(prompts)
+        return {"student_balanced_accuracy": balanced, "student_ci_low": low, "student_ci_high": 0.9,
+                "student_unparseable": 0.0, "student_tpr": 0.7, "student_tnr": 0.6, "candidates": 39}
+
+    monkeypatch.setattr(premises, "_judged", measured)
+    record = tmp_path / "vil.json"
+    assert premises.main(["verifier", "ckpt", "--candidates", "cands", "--record", str(record)]) == code
+    found = json.loads(record.read_text())
+    assert judged == [("student",)] and found["premise"] == "verifier" and found["balanced_accuracy"] == balanced
+    assert found["holds"] is (code == 0) and "0.6" in found["needs"]

@@ -15,11 +15,14 @@ from typer.testing import CliRunner
 from tests.test_paper2_commands import STV
 from tests.test_rl import SMALL, toy_args
 from tests.test_rl import toy_dir  # noqa: F401 - a fixture used here
+from verireason.checkpoint import STATE_FILE
 from verireason.cli import app
+from verireason.config import ModelCfg, PromptCfg, compose, to_object
 from verireason.metrics import bootstrap_mean, paired_difference
+from verireason.recipes.report import plan_jobs
 from verireason.records import Chain, Sample
 from verireason.report_tables import HEADLINES, matching_headlines
-from verireason.run_info import TRAINING, RunInfo
+from verireason.run_info import TRAINING, RunInfo, read_runs
 from verireason.tracking import RecordLog
 
 runner = CliRunner()
@@ -66,9 +69,15 @@ def test_every_model_is_evaluated_on_the_same_problems_with_one_verifier(report,
             stv_final = str((work / "stv" / "checkpoints" / "step_000002").resolve())
             assert judge in (str(primed_model_dir), stv_final)
     assert len(problems) == 1 and len(next(iter(problems))) == 4
-    # rl-gen final, stv final (3 protocols each), the shared initial model (3), the STV verifier's own V-R loops
-    assert len(_folders(out)) == 10
-    assert "10 evaluations (0 reused)" in output
+    for role in ("final", "initial"):  # trained and untrained verifier judge with the prompt STV trains on
+        judged = yaml.safe_load(next((out / "evals").glob(f"stv_{role}-vr_verifier-*/config.yaml")).read_text())
+        assert judged["prompt"]["name"] == "stv"
+    assert all(yaml.safe_load((f / "config.yaml").read_text())["prompt"]["name"] == "boxed_cot"
+               for f in _folders(out) if "vr_verifier" not in f.name)
+    # rl-gen final, stv final (3 protocols each), the shared initial model (3), V-R loops of the stv run's generator
+    # judged by its trained verifier and by its untrained self under the stv prompts
+    assert len(_folders(out)) == 11
+    assert "11 evaluations (0 reused)" in output
 
 
 def test_numbers_are_those_of_the_evaluation_folders(report):
@@ -99,6 +108,7 @@ def test_report_sets_each_run_beside_its_papers_rows_and_names_its_sources(repor
     stv = next(p for p in data["papers"] if p["row"] == 11)
     assert stv["ours_metric"].startswith("V-R final pass@1, initial model generating")
     assert len(stv["evals"]) == 2 and "change" in stv
+    assert Path(data["evals"][stv["evals"][1]]).name.startswith("stv_initial-vr_verifier")  # untrained, same prompt
     for section in ("## (a)", "## (b)", "### Accuracy against tokens", "## (c)", "report.png"):
         assert section in text
     assert "verireason rl-gen" in text or "rl-gen" in data["runs"][0]["command"]
@@ -119,7 +129,7 @@ def test_a_second_report_reuses_and_a_cut_evaluation_resumes(report, toy_dir, mo
     monkeypatch.setattr(evaluate, "run", refuse)
     again = runner.invoke(app, _report_args(toy_dir, out, work / "rl-gen", work / "stv"))
     assert again.exit_code == 0, again.output
-    assert "10 evaluations (10 reused)" in again.output
+    assert "11 evaluations (11 reused)" in again.output
     monkeypatch.undo()
     cut = next(f for f in _folders(out) if f.name.startswith("rl-gen_final-solve"))
     (cut / "key.json").unlink()
@@ -127,7 +137,7 @@ def test_a_second_report_reuses_and_a_cut_evaluation_resumes(report, toy_dir, mo
     (cut / "samples.jsonl").write_text("".join(lines[:3]) + lines[3][:20])  # killed mid-line
     resumed = runner.invoke(app, _report_args(toy_dir, out, work / "rl-gen", work / "stv"))
     assert resumed.exit_code == 0, resumed.output
-    assert "9 reused" in resumed.output and {f: (f / "key.json").read_text() for f in _folders(out)} == before
+    assert "10 reused" in resumed.output and {f: (f / "key.json").read_text() for f in _folders(out)} == before
     assert len((cut / "samples.jsonl").read_text().splitlines()) == len(lines)
 
 
@@ -179,3 +189,49 @@ def test_a_missing_benchmark_is_one_line_before_anything_loads(primed_model_dir,
                                  str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "does not exist" in result.output, result.output
     assert not (tmp_path / "out").exists()
+
+
+def _prompt(name: str) -> PromptCfg:
+    return to_object(compose("report", [f"prompt={name}"])).prompt
+
+
+@pytest.mark.parametrize("run_prompts", [True, False])
+def test_each_model_is_prompted_as_its_run_prompted_it(tmp_path, run_prompts):
+    cfg = to_object(compose("report", [f"run_prompts={str(run_prompts).lower()}"]))
+    boxed, stv, s2r = _prompt("boxed_cot"), _prompt("stv"), _prompt("s2r")
+
+    def run(label, command, variant, prompt):
+        return RunInfo(label, command, variant, ModelCfg(name=f"{label}-final", path=f"{label}-final"),
+                       ModelCfg(name=f"{label}-init", path=f"{label}-init"), 5, None, "", prompt)
+
+    runs = [run("gen", "rl-gen", "generate", boxed), run("stv", "stv", "stv", stv), run("prl", "s2r", "prl", s2r)]
+    verifier, jobs = plan_jobs(cfg, runs, tmp_path)
+    assert verifier.path == "gen-init" and len({j.key for j in jobs.values()}) == 3 * 2 * 3 + 2
+    prompt = {key: job.cfg.prompt for key, job in jobs.items()}
+    if not run_prompts:
+        assert all(p == cfg.prompt for p in prompt.values())
+        return
+    for kind in ("solve", "vr_loop", "s2r_attempts"):  # S²R's model answers under its system prompt ...
+        assert prompt[("prl:final", kind)].system == s2r.system and prompt[("prl:final", kind)].user == "{problem}"
+        assert prompt[("prl:final", kind)].verify_user == boxed.verify_user  # ... and the common verifier judges
+        assert prompt[("prl:final", kind)].name == "s2r+boxed_cot"
+        assert prompt[("stv:initial", kind)] == boxed  # STV's generation prompt is paper 1's: one evaluation
+        assert prompt[("gen:final", kind)] == boxed
+    assert prompt[("stv:final", "vr_verifier")] == stv  # the trained verifier reads the whole solution, as trained
+    assert jobs[("stv:final", "vr_verifier")].verifier.path == "stv-final"
+    assert prompt[("stv:initial", "vr_verifier")] == stv and jobs[("stv:initial", "vr_verifier")].cfg.verifier is None
+
+
+def test_initial_models_are_named_so_that_rows_can_be_told_apart(tmp_path):
+    def run(name: str, start: Path) -> Path:
+        folder = tmp_path / name
+        (folder / "checkpoints" / "step_000002").mkdir(parents=True)
+        (folder / "checkpoints" / "step_000002" / STATE_FILE).write_text(json.dumps({"step": 2}))
+        (folder / "config.yaml").write_text(f"schedule: {{name: generate}}\nmodel: {{name: init, path: '{start}'}}\n")
+        return folder
+
+    entries = [run("a", tmp_path / "one" / "init"), run("b", tmp_path / "two" / "init"),
+               run("c", tmp_path / "bi" / "checkpoints" / "step_000019")]
+    names = [r.initial.name for r in read_runs([str(e) for e in entries], ModelCfg())]
+    assert names == ["one/init", "two/init", "bi@step_000019"]
+    assert read_runs([str(entries[0])], ModelCfg())[0].initial.name == "init"  # alone: its own name

@@ -623,7 +623,10 @@ class ReportCfg:
     verifier: Optional[ModelCfg] = None  # the one verifier of every V-R loop (--verifier); null: the first run's initial model
     bench: dict[str, BenchCfg] = field(default_factory=dict)  # the held-out problems every model is evaluated on
     sampling: SamplingCfg = field(default_factory=SamplingCfg)  # solve and V-R round 0; greedy attempts keep max_tokens
-    prompt: PromptCfg = field(default_factory=PromptCfg)
+    prompt: PromptCfg = field(default_factory=PromptCfg)  # of bare models and --verifier; of every model without run_prompts
+    # each run's models prompted as the run prompted them (a trained model's interface): solving and refining with
+    # the generator's run's prompts, verifying with the verifier's; false: ``prompt`` for every model
+    run_prompts: bool = True
     engine: EngineCfg = field(default_factory=EngineCfg)
     grader: GraderCfg = field(default_factory=GraderCfg)
     verify: VerifyCfg = field(default_factory=VerifyCfg)

@@ -26,7 +26,8 @@ from verireason.tracking import RecordLog
 
 HEADLINES = CONF_DIR / "headlines.yaml"
 METRIC_NAMES = {"solve": "pass@1 (mean of n samples)", "vr_final": "V-R final pass@1, common verifier",
-                "vr_verifier": "V-R final pass@1, initial model generating, this verifier judging",
+                "vr_verifier": "V-R final pass@1, initial model generating; its untrained self → this verifier "
+                               "judging",
                 "greedy": "greedy pass@1 (S²R protocol)"}
 
 
@@ -151,8 +152,9 @@ class Evaluations:
         return self.names[self.jobs[(label, kind)].folder]
 
 
+# ours -> (the final model's evaluation, the initial model's)
 OURS = {"solve": ("solve", "solve"), "vr_final": ("vr_loop", "vr_loop"), "greedy": ("s2r_attempts", "s2r_attempts"),
-        "vr_verifier": ("vr_verifier", "vr_loop")}  # ours -> (the final model's evaluation, the initial model's)
+        "vr_verifier": ("vr_verifier", "vr_verifier")}
 
 
 def paper_rows(runs: list[RunInfo], evals: Evaluations, seed: int) -> list[dict]:
@@ -220,9 +222,12 @@ def render(cfg: ReportCfg, runs: list[RunInfo], verifier: ModelCfg, evals: Evalu
            models: list[dict], out: Path) -> str:
     benches = ", ".join(cfg.bench)
     s, v = cfg.sampling, cfg.verify
+    prompts = ("each model prompted as its run prompted it (named in (c); in V-R loops the generator's run's prompts "
+               "for solving and refining, the verifier's for verifying)" if cfg.run_prompts
+               else f"prompt `{cfg.prompt.name}`")
     lines = ["# verireason report", "",
              f"Every model below was evaluated on the same problems: {benches} (first {cfg.limit} of each), grader "
-             f"`{cfg.grader.name}`, prompt `{cfg.prompt.name}`, {s.n} samples at T = {s.temperature} of at most "
+             f"`{cfg.grader.name}`, {prompts}, {s.n} samples at T = {s.temperature} of at most "
              f"{s.max_tokens} tokens; V-R loops of {v.chains} chains × {v.rounds} rounds judged by ONE verifier, "
              f"`{verifier.name}` ({verifier.path}); greedy attempts of at most {s.max_tokens} tokens. Rates in "
              "percent, 95% bootstrap intervals over problems; changes paired over the same problems.", "",
@@ -265,7 +270,8 @@ def render(cfg: ReportCfg, runs: list[RunInfo], verifier: ModelCfg, evals: Evalu
     for folder, name in evals.names.items():
         job = next(j for j in evals.jobs.values() if j.folder == folder)
         judge = f", verifier `{(job.verifier or job.model).name}`" if job.kind.startswith("vr") else ""
-        lines.append(f"- **{name}** [{_link(folder, out)}]({_link(folder, out)}): {job.kind} of `{job.model.name}`{judge}")
+        lines.append(f"- **{name}** [{_link(folder, out)}]({_link(folder, out)}): {job.kind} of `{job.model.name}`{judge}"
+                     f", prompt `{job.cfg.prompt.name}`")
     meta = out / "run.json"
     argv = json.loads(meta.read_text())["argv"][1:] if meta.is_file() else ["report", *cfg.runs]
     lines += ["", f"Made by `verireason {' '.join(argv)}`; rerun it to redraw (the finished evaluations in "

@@ -1,5 +1,6 @@
 """What a finished run is, read from its directory: the command that made it, its variant (schedule, method or
-stage), the model it started from, its final checkpoint and the steps it trained (``verireason report``).
+stage), the model it started from, its final checkpoint, the steps it trained and the prompts it used
+(``verireason report``).
 
 A run directory holds ``config.yaml`` (the resolved config) and ``run.json`` (the command line); training runs add
 ``checkpoints/step_*``. A model directory or a ``conf/model`` alias stands for itself (a base model with no run).
@@ -14,7 +15,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from verireason.checkpoint import STATE_FILE, latest_checkpoint
-from verireason.config import CONF_DIR, ModelCfg, group_options
+from verireason.config import CONF_DIR, ModelCfg, PromptCfg, group_options
 from verireason.errors import UserError
 
 TRAINING = ("rl-gen", "rl-verify", "sft-init", "stv", "vil", "s2r")
@@ -32,11 +33,13 @@ class RunInfo:
     steps: int | None
     path: Path | None  # the run directory
     argv: str  # the command line that made it ("" for a bare model)
+    prompt: PromptCfg | None = None  # the prompts the run trained its model with (None: a bare model)
 
 
-def _model_cfg(node) -> ModelCfg:
-    keys = {f.name for f in fields(ModelCfg)}
-    merged = OmegaConf.merge(OmegaConf.structured(ModelCfg), {k: v for k, v in node.items() if k in keys})
+def _from_node(schema: type, node):
+    """``schema``'s dataclass from a config node, keeping only the schema's fields."""
+    keys = {f.name for f in fields(schema)}
+    merged = OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in node.items() if k in keys})
     return OmegaConf.to_object(merged)
 
 
@@ -77,7 +80,7 @@ def read_run(entry: str, base: ModelCfg) -> RunInfo:
     or a run with no finished checkpoint)."""
     path = Path(entry).expanduser()
     if entry in group_options("model") and entry != "local":
-        alias = _model_cfg(OmegaConf.load(CONF_DIR / "model" / f"{entry}.yaml"))
+        alias = _from_node(ModelCfg, OmegaConf.load(CONF_DIR / "model" / f"{entry}.yaml"))
         return RunInfo(entry, None, None, alias, None, None, None, "")
     if (path / "config.json").is_file():
         return RunInfo(path.name, None, None, replace(base, name=path.name, path=str(path)), None, None, None, "")
@@ -92,14 +95,22 @@ def read_run(entry: str, base: ModelCfg) -> RunInfo:
     ckpt = latest_checkpoint(path)
     if ckpt is None:
         raise UserError(f"{path} holds no finished checkpoint (checkpoints/step_*/{STATE_FILE}): is the run done?")
-    initial = _model_cfg(cfg.model)
+    initial = _start_name(_from_node(ModelCfg, cfg.model))
     steps = json.loads((ckpt / STATE_FILE).read_text())["step"]
     final = replace(initial, name=f"{path.name}@{ckpt.name}", path=str(ckpt.resolve()), arch=None)
-    return RunInfo(path.name, command, _variant(command, cfg), final, initial, steps, path, _argv(path))
+    prompt = _from_node(PromptCfg, cfg.prompt) if "prompt" in cfg else None
+    return RunInfo(path.name, command, _variant(command, cfg), final, initial, steps, path, _argv(path), prompt)
+
+
+def _start_name(model: ModelCfg) -> ModelCfg:
+    """A run that started from another run's checkpoint names it like a final model (``bi@step_000019``)."""
+    path = Path(model.path or "")
+    return replace(model, name=f"{path.parent.parent.name}@{path.name}") if path.parent.name == "checkpoints" else model
 
 
 def read_runs(entries: list[str], base: ModelCfg) -> list[RunInfo]:
-    """Every entry read (all checked before anything is evaluated); labels made unique."""
+    """Every entry read (all checked before anything is evaluated); labels made unique, and initial models of one
+    name but different paths named with their folder (``paper1-small/init``, ``paper2-small/init``)."""
     if not entries:
         raise UserError("report needs at least one run directory, model directory or model alias")
     runs, seen = [], {}
@@ -107,4 +118,13 @@ def read_runs(entries: list[str], base: ModelCfg) -> list[RunInfo]:
         run = read_run(entry, base)
         count = seen[run.label] = seen.get(run.label, 0) + 1
         runs.append(run if count == 1 else replace(run, label=f"{run.label}-{count}"))
-    return runs
+    paths: dict[str, set] = {}
+    for run in runs:
+        if run.initial is not None:
+            paths.setdefault(run.initial.name, set()).add(run.initial.path)
+
+    def named(model: ModelCfg) -> ModelCfg:
+        shared = len(paths.get(model.name, ())) > 1
+        return replace(model, name=f"{Path(model.path).parent.name}/{model.name}") if shared else model
+
+    return [replace(run, initial=named(run.initial)) if run.initial is not None else run for run in runs]

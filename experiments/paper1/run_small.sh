@@ -12,7 +12,8 @@
 # A second task premise (premises.py mixed): at least MIXED_MIN (0.3) of those problems must be solved in some samples
 # and failed in others, since GRPO learns only from groups whose samples disagree. SFT_EPOCHS / SFT_LR set the
 # warm-up (1 / 5e-5; with 2 epochs the mixed share was 0.16 on 2026-12-03). PREMISE_ONLY=1 stops after the
-# premises (15 minutes). 75 minutes on 2 cores (2026-12-03). Usage: bash experiments/paper1/run_small.sh [STEPS]
+# premises (15 minutes); RUNS=rl-gen trains and probes rl-gen alone. 75 minutes on 2 cores (2026-12-03).
+# Usage: bash experiments/paper1/run_small.sh [STEPS]
 set -euo pipefail
 STEPS=${1:-20}
 PILOT=${PILOT:-10}
@@ -24,6 +25,13 @@ MIXED_MIN=${MIXED_MIN:-0.3}
 OUT=${OUT:-results/paper1-small}
 VR=${VERIREASON:-verireason}
 PY=${PYTHON:-python}
+RUNS=${RUNS:-rl-gen rl-verify rl-verify-alter}   # the compared runs that go on to STEPS and are probed
+for run in $RUNS; do
+  case $run in
+    rl-gen|rl-verify|rl-verify-alter) ;;
+    *) echo "run_small.sh: RUNS holds '$run'; valid: rl-gen rl-verify rl-verify-alter" >&2; exit 2 ;;
+  esac
+done
 
 $PY experiments/paper1/make_sft_data.py "$OUT/sft.jsonl" 96
 $VR sft-init --data "$OUT/sft.jsonl" --out "$OUT/sft" --resume epochs="$SFT_EPOCHS" batch_size=16 optim.lr="$SFT_LR" \
@@ -44,15 +52,19 @@ $PY experiments/premises.py pilot "$OUT/rl-gen" --record "$OUT/premise-pilot.jso
 [ "${PREMISE_ONLY:-0}" = 1 ] && exit 0
 
 COMMON+=(--steps "$STEPS")
-$VR rl-gen "${COMMON[@]}" --out "$OUT/rl-gen" --resume
-$VR rl-verify "${COMMON[@]}" --out "$OUT/rl-verify" --resume
-$VR rl-verify "${COMMON[@]}" --schedule verify_alter --out "$OUT/rl-verify-alter" --resume
+for run in $RUNS; do
+  case $run in
+    rl-gen) $VR rl-gen "${COMMON[@]}" --out "$OUT/rl-gen" --resume ;;
+    rl-verify) $VR rl-verify "${COMMON[@]}" --out "$OUT/rl-verify" --resume ;;
+    rl-verify-alter) $VR rl-verify "${COMMON[@]}" --schedule verify_alter --out "$OUT/rl-verify-alter" --resume ;;
+  esac
+done
 
 PROBE=(--bench arith_heldout --limit "${PROBE_LIMIT:-32}" "bench.arith_heldout.levels=$LEVELS" sampling=demo
        verify.sampling.max_tokens=256 grader=dapo_strict)
 # the SFT checkpoint once; each run's probe starts from a copy of it (the probe skips checkpoints in its CSV)
 $VR asymmetry-probe --checkpoints "$INIT" "${PROBE[@]}" --out "$OUT/probe-init" --resume
-for run in rl-gen rl-verify rl-verify-alter; do
+for run in $RUNS; do
   if [ ! -f "$OUT/probe-$run/asymmetry.csv" ]; then
     mkdir -p "$OUT/probe-$run" && cp -r "$OUT/probe-init/." "$OUT/probe-$run/"
   fi

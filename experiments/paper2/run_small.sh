@@ -20,6 +20,10 @@
 #    candidates.
 # 5. V-R loops on the held-out problems with the warm-up model as generator and each verifier (the untrained one too).
 # 6. plot_small.py: one figure and a table (summary.md).
+# 7. ViL (papers.md §2.4) against its same-budget baseline, continued RLVR (rl-gen), both from the warm-up generator
+#    for VIL_STEPS (10) steps of 4 problems x 2 samples, only where ViL's premise holds (premises.py verifier: the stv
+#    verifier's balanced accuracy on the held-out candidates >= VIL_MIN (0.6), its 95% interval above 0.5; FORCE=1
+#    goes past); then V-R loops on the held-out problems with each trained generator and the stv verifier.
 # Usage: bash experiments/paper2/run_small.sh [STEPS]   (BALANCE=alternate: the suite's default candidate mix)
 set -euo pipefail
 STEPS=${1:-20}
@@ -67,11 +71,24 @@ for method in verdict_rl opd stv sft; do
     candidates.heldout_per_label=2 candidates.balance="$BALANCE" optim.lr="$LR" --out "$OUT/stv-$method" --resume
 done
 
-VRLOOP=(--model "$INIT" --protocol vr_loop --bench arith_heldout --limit 12 "bench.arith_heldout.levels=$LEVELS"
+VRLOOP=(--protocol vr_loop --bench arith_heldout --limit 12 "bench.arith_heldout.levels=$LEVELS"
         prompt=stv grader=dapo_strict verify=demo verify.chains=2 verify.rounds=2 sampling.max_tokens=128)
-$VR eval "${VRLOOP[@]}" --out "$OUT/vr-untrained" --resume
+$VR eval --model "$INIT" "${VRLOOP[@]}" --out "$OUT/vr-untrained" --resume
 for method in verdict_rl opd stv sft; do
   ckpt=$(ls -d "$OUT/stv-$method"/checkpoints/step_* | sort | tail -1)
-  $VR eval "${VRLOOP[@]}" --verifier "$ckpt" --out "$OUT/vr-$method" --resume
+  $VR eval --model "$INIT" "${VRLOOP[@]}" --verifier "$ckpt" --out "$OUT/vr-$method" --resume
 done
 $PY experiments/paper2/plot_small.py "$OUT"
+
+STV_CKPT=$(ls -d "$OUT"/stv-stv/checkpoints/step_* | sort | tail -1)
+premise $PY experiments/premises.py verifier "$STV_CKPT" --candidates "$OUT/cand-heldout" \
+  --min-balanced "${VIL_MIN:-0.6}" --record "$OUT/premise-vil.json"
+BUDGET=(--model "$INIT" --bench arith "bench.arith.levels=$LEVELS" --steps "${VIL_STEPS:-10}" --eval-bench arith_heldout
+        "eval_bench.arith_heldout.levels=$LEVELS" trainer.prompts_per_step=4 trainer.group_size=2 optim.lr=1e-5
+        sampling.max_tokens=128 trainer.save_every=5 trainer.eval_every=5)
+$VR vil "${BUDGET[@]}" --verifier "$STV_CKPT" preset=vil_cpu --out "$OUT/vil" --resume
+$VR rl-gen "${BUDGET[@]}" preset=cpu_small sampling.temperature=1.0 --out "$OUT/rlvr" --resume
+for run in vil rlvr; do
+  $VR eval --model "$(ls -d "$OUT/$run"/checkpoints/step_* | sort | tail -1)" "${VRLOOP[@]}" --verifier "$STV_CKPT" \
+    --out "$OUT/vr-$run" --resume
+done

@@ -12,7 +12,8 @@
 #    >= MIN_RECALL (0.3) and the balanced accuracy of its verdicts >= MIN_BALANCED (0.55), so that a constant
 #    "incorrect" does not pass. PREMISE_ONLY=1 stops after both premises; FORCE=1 runs the RL stages past a failed
 #    recall premise (to measure what RL does from such a BI model).
-# 4. --stage orl and --stage prl from the BI checkpoint, STEPS steps each on the same problems.
+# 4. --stage orl and --stage prl from the BI checkpoint, STEPS steps each on the same problems (RL="orl prl"; RL=prl
+#    runs one level, 40 minutes less).
 # 5. eval preset=s2r_eval (greedy, s2r_attempts) of warm-up, BI, ORL and PRL on EVAL held-out problems.
 # 6. plot_small.py: figure and table (summary.md).
 # Usage: bash experiments/paper3/run_small.sh [STEPS]
@@ -30,6 +31,10 @@ MIN_FIX=${MIN_FIX:-100}
 MIN_RECALL=${MIN_RECALL:-0.3}
 MIN_BALANCED=${MIN_BALANCED:-0.55}
 BI_EPOCHS=${BI_EPOCHS:-1}
+RL=${RL:-orl prl}
+for level in $RL; do
+  case $level in orl|prl) ;; *) echo "run_small.sh: RL holds '$level'; valid: orl prl" >&2; exit 2 ;; esac
+done
 ARITH=(--bench arith "bench.arith.levels=$LEVELS" "bench.arith.size=$(( PROBLEMS > 200 ? PROBLEMS : 200 ))")
 
 $PY experiments/paper3/make_warmup_data.py "$OUT/warmup.jsonl" 96
@@ -55,14 +60,14 @@ $VR eval --model "$BI" "${EVALS[@]}" --out "$OUT/eval-bi" --resume
 $PY experiments/premises.py recall "$OUT/eval-bi" --min-recall "$MIN_RECALL" --min-balanced "$MIN_BALANCED" \
   --record "$OUT/premise-recall.json" || { rc=$?; [ "${FORCE:-0}" = 1 ] || exit $rc; }
 [ "${PREMISE_ONLY:-0}" = 1 ] && exit 0
-for level in orl prl; do
+for level in $RL; do
   $VR s2r --stage "$level" --model "$BI" --data "$OUT/data" --limit "$PROBLEMS" --eval-bench arith_heldout \
     "eval_bench.arith_heldout.levels=$LEVELS" preset=s2r_cpu --steps "$STEPS" trainer.eval_every=5 \
     --out "$OUT/$level" --resume
 done
 
 $VR eval --model "$INIT" "${EVALS[@]}" --out "$OUT/eval-warmup" --resume
-for level in orl prl; do
+for level in $RL; do
   $VR eval --model "$(last "$OUT/$level")" "${EVALS[@]}" --out "$OUT/eval-$level" --resume
 done
 $PY experiments/paper3/plot_small.py "$OUT"
