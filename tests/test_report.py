@@ -94,6 +94,9 @@ def test_numbers_are_those_of_the_evaluation_folders(report):
     assert final["pass@1"][1] <= final["pass@1"][0] <= final["pass@1"][2]
     chains = RecordLog(Path(data["evals"][final["evals"][1]]) / "chains.jsonl", Chain).read()
     assert final["vr_final"][0] == pytest.approx(sum(c.rounds[-1].correct for c in chains) / len(chains))
+    change = sum(c.rounds[-1].correct - c.rounds[0].correct for c in chains) / len(chains)  # paired over problems
+    assert final["vr_change"][0] == pytest.approx(change) and final["vr_change"][3] == 4
+    assert final["vr_change"][1] <= final["vr_change"][0] <= final["vr_change"][2]
     assert final["vr_curve"][-1][0] == pytest.approx(sum(c.tokens for c in chains) / len(chains))
     assert final["steps"] == 2 and final["role"] == "final"
 

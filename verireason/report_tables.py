@@ -202,6 +202,7 @@ def model_rows(runs: list[RunInfo], evals: Evaluations, seed: int) -> list[dict]
                    f"maj@{n}": solve.extra[f"maj@{n}"], "tokens_per_sample": solve.extra["tokens"],
                    "vr_round0": bootstrap_mean(list(vr.extra["round0"].values()), seed),
                    "vr_final": bootstrap_mean(list(vr.per_problem.values()), seed), "vr_accept": vr.extra["accept"],
+                   "vr_change": paired_difference(vr.per_problem, vr.extra["round0"], seed),
                    "vr_tokens_per_chain": vr.extra["tokens"], "vr_curve": vr.curve,
                    "matched_n": matched, "majority_matched": curves["majority"][matched - 1][1],
                    "best_of_n_oracle_matched": curves["best_of_n_oracle"][matched - 1][1],
@@ -245,12 +246,14 @@ def render(cfg: ReportCfg, runs: list[RunInfo], verifier: ModelCfg, evals: Evalu
         lines.append("| (no run here corresponds to a headline row) |" + " |" * 9)
     n = models[0]["n"] if models else cfg.sampling.n
     lines += ["", "## (b) The three methods on one protocol layer", "",
-              f"| model | role | runs | steps | pass@1 (n = {n}) | maj@{n} | V-R round 0 | V-R final | accepted | "
-              "S²R greedy | attempts / response | incorrect → correct | tokens / sample | from |", "|---" * 14 + "|"]
+              f"| model | role | runs | steps | pass@1 (n = {n}) | maj@{n} | V-R round 0 | V-R final | final − round 0 | "
+              "accepted | S²R greedy | attempts / response | incorrect → correct | tokens / sample | from |",
+              "|---" * 15 + "|"]
     for m in models:
         majority = m["maj@" + str(m["n"])]
         lines.append(f"| `{m['name']}` | {m['role']} | {', '.join(m['runs'])} | {m['steps']} | {_rate(*m['pass@1'])} | "
                      f"{_rate(majority)} | {_rate(*m['vr_round0'])} | {_rate(*m['vr_final'])} | "
+                     f"{_change(m['vr_change'])} | "
                      f"{_rate(m['vr_accept'])} | {_rate(*m['greedy'])} | {m['s2r_mean_attempts']:.2f} | "
                      f"{_rate(m['s2r_incorrect_to_correct'])} | {m['tokens_per_sample']:.0f} | {', '.join(m['evals'])} |")
     lines += ["", "### Accuracy against tokens spent", "",
