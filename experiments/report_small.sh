@@ -10,7 +10,7 @@
 # identically (experiments/regrade_report.py, 2026-12-03), so GRADER=dapo_strict is for paper-1-only reports.
 # Usage: bash experiments/report_small.sh [OVERRIDES...]   (OUT=results/report-small LIMIT=32 LEVELS=[1] RUNS=all)
 # One run per paper, its own method: RUNS="results/paper1-small/rl-gen results/paper2-small/stv-stv
-# results/paper3-small/prl" (19 evaluations; the first run's initial model is the common verifier).
+# results/paper3-small/prl" (20 evaluations; the first run's initial model is the common verifier).
 set -euo pipefail
 OUT=${OUT:-results/report-small}
 LIMIT=${LIMIT:-32}
