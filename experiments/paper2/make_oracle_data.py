@@ -24,7 +24,7 @@ from verireason.config import compose, to_object
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from make_sft_data import recompute, verification  # noqa: E402 - the warm-up's own feedback and verdict line
+from make_sft_data import verification_record  # noqa: E402 - the warm-up's own feedback and verdict line
 from premises import candidate_problems  # noqa: E402
 
 
@@ -41,8 +41,7 @@ def main(candidates: Path, out: Path, feedback: str = "recompute", seed: int = 1
         for r in attempts + [rng.choice(attempts) for _ in range(size - len(attempts))]:
             user = prompt.verify_user.replace("{problem}", r["problem"]).replace("{response}", r["completion"])
             p = problems[(r["bench"], r["problem_id"])]
-            said = recompute(p.solution, p.answer, r["completion"]) if feedback == "recompute" else None
-            records.append(verification(user, "Yes" if label else "No", rng, said))
+            records.append(verification_record(user, p, r["completion"], "Yes" if label else "No", rng, feedback))
     rng.shuffle(records)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in records))

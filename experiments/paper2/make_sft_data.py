@@ -80,27 +80,31 @@ def verification(user: str, verdict: str, rng: random.Random, feedback: str | No
     return {"prompt": user, "completion": f"{feedback or rng.choice(FEEDBACK)}\nVerdict: \\boxed{{{verdict}}}"}
 
 
+def verification_record(user: str, p: arith.Problem, candidate: str, verdict: str, rng: random.Random,
+                        feedback: str, compare: bool = True) -> dict:
+    """``verification`` with the ``feedback`` kind's text: the recomputation of ``p`` beside ``candidate``'s answer
+    (``compare``), or a generic sentence."""
+    said = recompute(p.solution, p.answer, candidate, compare) if feedback == "recompute" else None
+    return verification(user, verdict, rng, said)
+
+
 def main(out: Path, n: int = 96, informed: bool = True, feedback: str = "recompute") -> None:
     prompt, rng = to_object(compose("stv", [])).prompt, random.Random(7)
     problems = arith.generate(n, 7, [1, 2])
     wrong = wrong_work if feedback == "recompute" else wrong_ending
-
-    def record(user: str, p: arith.Problem, candidate: str, verdict: str, compare: bool) -> dict:
-        said = recompute(p.solution, p.answer, candidate, compare) if feedback == "recompute" else None
-        return verification(user, verdict, rng, said)
 
     rows = [{"prompt": prompt.user.replace("{problem}", p.problem), "completion": p.solution} for p in problems]
     for p in problems:
         candidate = p.solution if rng.random() < 0.5 else wrong(p.solution, p.answer, rng)
         verdict = rng.choice(["Yes", "No"])
         user = prompt.verify_user.replace("{problem}", p.problem).replace("{response}", candidate)
-        rows.append(record(user, p, candidate, verdict, False))
+        rows.append(verification_record(user, p, candidate, verdict, rng, feedback, compare=False))
     for p in problems if informed else ():
         right = rng.random() < 0.5
         candidate = p.solution if right else wrong(p.solution, p.answer, rng)
         user = (prompt.informed_verify_user.replace("{problem}", p.problem).replace("{response}", candidate)
                 .replace("{reference}", p.solution).replace("{verdict}", "correct" if right else "incorrect"))
-        rows.append(record(user, p, candidate, "Yes" if right else "No", True))
+        rows.append(verification_record(user, p, candidate, "Yes" if right else "No", rng, feedback))
     rng.shuffle(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))

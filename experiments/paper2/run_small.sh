@@ -36,13 +36,14 @@ TRAIN_PROBLEMS=${TRAIN_PROBLEMS:-32}
 FEEDBACK=${FEEDBACK:-recompute}
 LR=${LR:-5e-5}  # the verifiers' learning rate: the ceiling's; stv_cpu's 1e-5 moved no verdict in 20 steps (README)
 premise() { "$@" || { rc=$?; [ "${FORCE:-0}" = 1 ] || exit $rc; }; }
+latest() { ls -d "$1"/checkpoints/step_* | sort | tail -1; }  # a run's last checkpoint
 
 WARMUP=${WARMUP:-}  # another run's warm-up checkpoint (its data does not depend on LEVELS or TRAIN_PROBLEMS)
 if [ -z "$WARMUP" ]; then
   $PY experiments/paper2/make_sft_data.py "$OUT/sft.jsonl" 96 --feedback "$FEEDBACK"
   $VR sft-init --data "$OUT/sft.jsonl" --out "$OUT/sft" --resume epochs=2 batch_size=16 optim.lr=5e-5 \
     optim.micro_batch_size=8 save_every=1000
-  WARMUP=$(ls -d "$OUT"/sft/checkpoints/step_* | sort | tail -1)
+  WARMUP=$(latest "$OUT/sft")
 fi
 INIT="$OUT/init"
 mkdir -p "$OUT"
@@ -59,7 +60,7 @@ premise $PY experiments/premises.py informed "$INIT" --candidates "$OUT/cand-hel
 $PY experiments/paper2/make_oracle_data.py "$OUT/cand-train" "$OUT/oracle.jsonl" --feedback "$FEEDBACK"
 $VR sft-init --model "$INIT" --data "$OUT/oracle.jsonl" --out "$OUT/oracle" --resume epochs="${ORACLE_EPOCHS:-3}" \
   batch_size=16 optim.lr=5e-5 optim.micro_batch_size=8 save_every=1000
-premise $PY experiments/premises.py informed "$(ls -d "$OUT"/oracle/checkpoints/step_* | sort | tail -1)" \
+premise $PY experiments/premises.py informed "$(latest "$OUT/oracle")" \
   --candidates "$OUT/cand-heldout" --teacher-min 0 --student-min "${CEILING_MIN:-0.7}" \
   --record "$OUT/oracle-ceiling.json"
 [ "${CEILING:-0}" = 1 ] && exit 0
@@ -75,12 +76,12 @@ VRLOOP=(--protocol vr_loop --bench arith_heldout --limit 12 "bench.arith_heldout
         prompt=stv grader=dapo_strict verify=demo verify.chains=2 verify.rounds=2 sampling.max_tokens=128)
 $VR eval --model "$INIT" "${VRLOOP[@]}" --out "$OUT/vr-untrained" --resume
 for method in verdict_rl opd stv sft; do
-  ckpt=$(ls -d "$OUT/stv-$method"/checkpoints/step_* | sort | tail -1)
+  ckpt=$(latest "$OUT/stv-$method")
   $VR eval --model "$INIT" "${VRLOOP[@]}" --verifier "$ckpt" --out "$OUT/vr-$method" --resume
 done
 $PY experiments/paper2/plot_small.py "$OUT"
 
-STV_CKPT=$(ls -d "$OUT"/stv-stv/checkpoints/step_* | sort | tail -1)
+STV_CKPT=$(latest "$OUT/stv-stv")
 premise $PY experiments/premises.py verifier "$STV_CKPT" --candidates "$OUT/cand-heldout" \
   --min-balanced "${VIL_MIN:-0.6}" --record "$OUT/premise-vil.json"
 BUDGET=(--model "$INIT" --bench arith "bench.arith.levels=$LEVELS" --steps "${VIL_STEPS:-10}" --eval-bench arith_heldout
@@ -89,6 +90,6 @@ BUDGET=(--model "$INIT" --bench arith "bench.arith.levels=$LEVELS" --steps "${VI
 $VR vil "${BUDGET[@]}" --verifier "$STV_CKPT" preset=vil_cpu --out "$OUT/vil" --resume
 $VR rl-gen "${BUDGET[@]}" preset=cpu_small sampling.temperature=1.0 --out "$OUT/rlvr" --resume
 for run in vil rlvr; do
-  $VR eval --model "$(ls -d "$OUT/$run"/checkpoints/step_* | sort | tail -1)" "${VRLOOP[@]}" --verifier "$STV_CKPT" \
+  $VR eval --model "$(latest "$OUT/$run")" "${VRLOOP[@]}" --verifier "$STV_CKPT" \
     --out "$OUT/vr-$run" --resume
 done
