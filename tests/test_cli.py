@@ -54,6 +54,35 @@ def test_malformed_data_file_reports_file_and_line(tmp_path, tiny_model_dir):
                     "--out", str(tmp_path / "run"))
     assert result.exit_code == 2
     assert "gsm8k.jsonl:2: malformed JSON" in result.output
+    assert not (tmp_path / "run").exists()  # checked before the run directory is made
+
+
+@pytest.mark.parametrize("command,args", [
+    ("eval", ["--bench", "custom", "bench.custom.file=b.jsonl"]),
+    ("rl-gen", ["--bench", "arith", "--eval-bench", "custom", "eval_bench.custom.file=b.jsonl"]),
+    ("stv", ["--bench", "custom", "bench.custom.file=b.jsonl"]),
+])
+def test_a_bad_benchmark_file_is_one_line_and_makes_no_run_dir(command, args, tmp_path, tiny_model_dir):
+    (tmp_path / "b.jsonl").write_text('{"id": 1, "problem": "p", "answer": "1"}\n{"id": 2, "problem": "q"}\n')
+    result = invoke(command, "--model", str(tiny_model_dir), "--data-dir", str(tmp_path), "--out",
+                    str(tmp_path / "run"), *args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "b.jsonl:2: missing field(s) answer" in lines[0], result.output
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flag", ["--model", "--verifier"])
+def test_a_model_neither_local_nor_downloadable_is_one_line_and_makes_no_run_dir(flag, tmp_path, tiny_model_dir,
+                                                                                 monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    extra = ["--model", str(tiny_model_dir), "--protocol", "self_verify"] if flag == "--verifier" else []
+    result = invoke("eval", *extra, flag, "nobody-here/no-such-model", "--bench", "arith", "--limit", "1",
+                    "--out", str(tmp_path / "run"))
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "'nobody-here/no-such-model' is not available locally" in lines[0], result.output
+    assert not (tmp_path / "run").exists()
 
 
 def read_samples(run_dir):

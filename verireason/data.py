@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,7 @@ def read_responses(path: Path) -> list[tuple[str, Problem, list[str], list[bool]
                  list(r["responses"]), r.get("correct")) for r in rows]
     if rows and {"bench", "problem_id", "completion", "problem"} <= set(rows[0]):
         grouped: dict[tuple[str, str], tuple[Problem, list[str], list[bool]]] = {}
-        for r in rows:
+        for r in _each_sample_once(rows, path):
             key = (r["bench"], r["problem_id"])
             if key not in grouped:
                 grouped[key] = (Problem(id=r["problem_id"], problem=r["problem"], answer=r["gold"], source=r["bench"],
@@ -171,6 +172,23 @@ def read_responses(path: Path) -> list[tuple[str, Problem, list[str], list[bool]
         return [(bench, p, responses, labels) for (bench, _), (p, responses, labels) in grouped.items()]
     raise UserError(f"--samples {path}: expected lines with id, problem, answer, responses (and correct), "
                     "or a samples.jsonl written by verireason eval (with its problem field)")
+
+
+def _each_sample_once(rows: list[dict], path: Path) -> list[dict]:
+    """The first line of each (bench, problem, sample index) of a ``samples.jsonl`` (lines without an index are all
+    kept), with a one-line note naming the repeats."""
+    seen, kept, repeats = set(), [], []
+    for r in rows:
+        key = (r["bench"], r["problem_id"], r.get("sample_index"))
+        if key[2] is not None and key in seen:
+            repeats.append("/".join(map(str, key)))
+            continue
+        seen.add(key)
+        kept.append(r)
+    if repeats:
+        print(f"note: {path} holds {len(repeats)} repeated sample(s) ({', '.join(repeats[:3])}"
+              f"{', …' if len(repeats) > 3 else ''}); each counted once, the first kept", file=sys.stderr, flush=True)
+    return kept
 
 
 def step_problems(problems: Sequence[tuple[str, Problem]], step: int, size: int, seed: int) -> list[tuple[str, Problem]]:

@@ -85,6 +85,32 @@ def resolve_model_path(model: ModelCfg) -> str:
     return model.path
 
 
+def check_available(model: ModelCfg) -> None:
+    """Before a run directory is made: the model can be loaded later. A local directory needs its ``config.json``;
+    the embedded model its package (or its converted copy); a hub id its ``config.json`` in the local cache, or
+    readable on the hub now (one HEAD request; with ``HF_HUB_OFFLINE=1`` the cache alone counts)."""
+    if model.path == "embedded":
+        if (cache_dir() / "models" / model.name / "config.json").is_file():
+            return
+        if not model.gguf_package or not model.gguf_file:
+            raise UserError(f"model {model.name!r} has path=embedded but no gguf_package/gguf_file")
+        find_gguf(model.gguf_package, model.gguf_file)
+        return
+    path = resolve_model_path(model)
+    if Path(path).is_dir():
+        return
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(path, "config.json"), str):
+        return
+    if constants.HF_HUB_OFFLINE:
+        raise not_available(path, OSError("not in the local cache, and HF_HUB_OFFLINE is set"))
+    try:  # one HEAD request, no retries: the repository exists and this machine may read it
+        get_hf_file_metadata(hf_hub_url(path, "config.json"), timeout=10)
+    except Exception as exc:  # noqa: BLE001 - unknown repo, gated, network: all end the same way
+        raise not_available(path, exc) from None
+
+
 def not_available(path: str, exc: Exception) -> UserError:
     """The one-line error for a model that could not be loaded."""
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

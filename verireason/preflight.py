@@ -6,7 +6,12 @@
 * the S²R judge endpoint (``construct.judge.url``): a well-formed http(s) URL, then one cheap request (``GET
   {url}/models``, with the key where one is set) that must answer;
 * input files (``eval --samples``, ``stv`` candidates, ``vil.chains``, ``s2r --data``, ``sft-init --data``): there,
-  valid JSON, and their first record of a shape the reader takes (the message names the fields expected).
+  valid JSON, and their first record of a shape the reader takes (the message names the fields expected);
+* benchmarks (``--bench``, ``--eval-bench``: built-in, ``--data-dir`` files, ``bench.<name>.file``): read whole, as
+  the run will read them, so a malformed line is reported with its file and line number;
+* models (``--model``, ``--verifier``, ``--judge``, ``asymmetry-probe --checkpoints``): a local model directory, the
+  embedded model's package, or a hub id whose ``config.json`` is cached or answers one HEAD request
+  (``models.check_available``).
 """
 
 from __future__ import annotations
@@ -101,9 +106,11 @@ def check(command: str, cfg) -> None:
         for spec in [reward.fn, *reward.extra] if reward.fn else reward.extra:
             load(spec)
     _check_inputs(command, cfg)
+    _check_benchmarks(command, cfg)
     from verireason.recipes.plan import check_fits
 
     check_fits(command, cfg)  # on GPUs: a run that cannot fit is refused here (trainer.check_memory=false: go ahead)
+    _check_models(command, cfg)  # last: the one check that may ask the network
 
 
 def _check_inputs(command: str, cfg) -> None:
@@ -124,3 +131,60 @@ def _check_inputs(command: str, cfg) -> None:
         if cfg.data and cfg.stage in ("bi", "orl", "prl"):
             bi = cfg.stage == "bi"
             check_jsonl(cfg.data, "--data", SFT_RECORDS if bi else RL_PROBLEMS, "sft.jsonl" if bi else "rl.jsonl")
+
+
+def _benchmarks(command: str, cfg) -> list[tuple[str, object, int | None]]:
+    """``(name, bench config, limit)`` of every benchmark the run will read."""
+    train = [(n, b, cfg.limit) for n, b in (getattr(cfg, "bench", None) or {}).items()]
+    held = [(n, b, cfg.eval_limit) for n, b in (getattr(cfg, "eval_bench", None) or {}).items()]
+    if command == "eval":
+        return [] if cfg.samples and cfg.protocol != "vr_loop" else train
+    if command == "asymmetry-probe":
+        return train
+    if command in ("rl-gen", "rl-verify", "stv", "vil"):
+        return train + held
+    if command == "s2r":
+        if cfg.stage == "data":
+            return [] if cfg.construct.import_dir else train + (held if cfg.construct.decontaminate else [])
+        if cfg.stage in ("orl", "prl"):
+            return ([] if cfg.data else train) + held
+    return []
+
+
+def _check_benchmarks(command: str, cfg) -> None:
+    """Every benchmark read as the run will read it (a bad line names its file and line)."""
+    from verireason.data import load_problems
+
+    for name, bench, limit in _benchmarks(command, cfg):
+        load_problems(name, bench, cfg.data_dir, limit)
+
+
+def _models(command: str, cfg) -> list:
+    """The model configs the run will load."""
+    if command == "eval":
+        judging = cfg.protocol in ("self_verify", "vr_loop")
+        generating = not cfg.samples or cfg.protocol == "vr_loop"
+        return ([cfg.model] if generating else []) + ([cfg.verifier or cfg.model] if judging else [])
+    if command == "vil":
+        return [cfg.model] + ([cfg.verifier] if cfg.verifier else [])
+    if command == "s2r" and cfg.stage == "data":
+        if cfg.construct.import_dir:
+            return []  # imports files, loads no model
+        return [cfg.model] + ([cfg.judge_model] if cfg.judge_model and not cfg.construct.judge.url else [])
+    if command == "asymmetry-probe":
+        return []  # its checkpoints are checked one by one in _check_models
+    return [cfg.model]
+
+
+def _check_models(command: str, cfg) -> None:
+    """Every model the run loads can be loaded (``models.check_available``), before any of them is."""
+    from verireason.config import to_object
+    from verireason.models import check_available
+
+    for model in _models(command, cfg):
+        check_available(to_object(model))
+    if command == "asymmetry-probe" and cfg.checkpoints and not getattr(cfg, "from_csv", None):
+        from verireason.recipes.asymmetry_probe import find_checkpoints
+
+        for _, model in find_checkpoints(list(cfg.checkpoints), to_object(cfg.model)):
+            check_available(model)

@@ -7,7 +7,7 @@ Data flows as: `Problem` → prompt text → engine → `Completion` → grading
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,9 @@ class Grade:
 
 @dataclass(frozen=True)
 class Sample:
-    """One graded sample: a line of ``samples.jsonl``."""
+    """One graded sample: a line of ``samples.jsonl``. ``KEY``: the fields that name it (one line per key)."""
 
+    KEY: ClassVar[tuple[str, ...]] = ("bench", "problem_id", "sample_index")
     bench: str
     problem_id: str
     sample_index: int
@@ -115,6 +116,7 @@ class Verdict:
         truth: whether the judged response is in fact correct.
     """
 
+    KEY: ClassVar[tuple[str, ...]] = ("bench", "problem_id", "sample_index", "verify_index")
     bench: str
     problem_id: str
     sample_index: int
@@ -150,6 +152,7 @@ class Round:
 class Chain:
     """One verify-refine chain (papers.md §2.2): round 0 solves; each later round verifies and, on reject, refines."""
 
+    KEY: ClassVar[tuple[str, ...]] = ("bench", "problem_id", "chain")
     bench: str
     problem_id: str
     chain: int

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from verireason.errors import UserError
-from verireason.files import write_atomic
+from verireason.files import naming, write_atomic
+from verireason.interrupts import deferred
 from verireason.records import Chain, Round, Sample
 
 RESULTS_DIR = Path("results")
@@ -57,24 +59,30 @@ def _decode(record_type: type, data: dict):
 
 
 class RecordLog:
-    """A JSONL file of one record type (``Sample``, ``Verdict``, ``Chain``), appended and flushed batch by batch."""
+    """A JSONL file of one record type (``Sample``, ``Verdict``, ``Chain``), appended and flushed batch by batch.
+
+    A record type's ``KEY`` names the fields that identify a record (``Sample``: bench, problem and sample index);
+    each key counts once however the file came to hold it twice (two writers before the run lock existed, a file
+    joined by hand): ``read`` keeps the first line of each key, and ``keep_complete``, which a resuming run calls,
+    rewrites the file without the repeats. Either says so in one line naming them."""
 
     def __init__(self, path: Path, record_type: type = Sample):
         self.path = path
         self.record_type = record_type
 
     def append(self, records: Iterable) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(dataclasses.asdict(record), ensure_ascii=False) + "\n")
+        lines = "".join(json.dumps(dataclasses.asdict(r), ensure_ascii=False) + "\n" for r in records)
+        with deferred(), naming(self.path), self.path.open("a", encoding="utf-8") as handle:  # signals wait
+            handle.write(lines)
             handle.flush()
 
     def read(self) -> list:
-        """All records on disk."""
+        """All records on disk, each key once."""
         if not self.path.exists():
             return []
         lines = self.path.read_text(encoding="utf-8").splitlines()
-        return [self._decode(line, lineno) for lineno, line in enumerate(lines, start=1)]
+        records = [self._decode(line, lineno) for lineno, line in enumerate(lines, start=1)]
+        return [records[i] for i in self._first_of_each_key(records)]
 
     def _decode(self, line: str, lineno: int):
         try:
@@ -82,18 +90,39 @@ class RecordLog:
         except (json.JSONDecodeError, TypeError) as exc:
             raise UserError(f"{self.path}:{lineno}: not a {self.record_type.__name__} record ({exc})") from None
 
+    def _first_of_each_key(self, records: list) -> list[int]:
+        """Indices of the records to keep: the first of each ``KEY`` (all of them for a type without one); a
+        one-line note names the repeats dropped."""
+        fields = getattr(self.record_type, "KEY", None)
+        if not fields:
+            return list(range(len(records)))
+        keep, seen, repeats = [], set(), []
+        for i, r in enumerate(records):
+            key = tuple(getattr(r, f) for f in fields)
+            if key in seen:
+                repeats.append(key)
+            else:
+                seen.add(key)
+                keep.append(i)
+        if repeats:
+            named = ", ".join("/".join(map(str, k)) for k in repeats[:3]) + (", …" if len(repeats) > 3 else "")
+            print(f"note: {self.path} holds {len(repeats)} repeated record(s) ({named}; key "
+                  f"{'/'.join(fields)}); each counted once, the first kept", file=sys.stderr, flush=True)
+        return keep
+
     def keep_complete(self, n: int, key=lambda r: (r.bench, r.problem_id)) -> set:
-        """Drop a line cut off by a kill and groups with fewer than n records (one atomic rewrite, the kept lines
-        byte for byte); return the complete groups' keys."""
+        """Drop a line cut off by a kill, repeated records and groups with fewer than n records (one atomic
+        rewrite, the kept lines byte for byte); return the complete groups' keys."""
         text = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
         whole = text[: text.rfind("\n") + 1]  # a line cut off by a kill is dropped
         lines = whole.splitlines(keepends=True)
         records = [self._decode(line, lineno) for lineno, line in enumerate(lines, start=1)]
+        unique = self._first_of_each_key(records)
         counts: dict = {}
-        for r in records:
-            counts[key(r)] = counts.get(key(r), 0) + 1
+        for i in unique:
+            counts[key(records[i])] = counts.get(key(records[i]), 0) + 1
         complete = {k for k, count in counts.items() if count >= n}
-        kept = [line for line, r in zip(lines, records) if key(r) in complete]
+        kept = [lines[i] for i in unique if key(records[i]) in complete]
         if len(kept) != len(lines) or whole != text:
             write_atomic(self.path, "".join(kept))
         return complete
@@ -160,8 +189,8 @@ class RunLog:
 
     def log(self, step: int, metrics: dict) -> None:
         if self.enabled:
-            with self.metrics_path.open("a", encoding="utf-8") as handle:
-                clean = {k: None if isinstance(v, float) and v != v else v for k, v in metrics.items()}  # NaN → null
+            clean = {k: None if isinstance(v, float) and v != v else v for k, v in metrics.items()}  # NaN → null
+            with deferred(), naming(self.metrics_path), self.metrics_path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": step, **clean}) + "\n")
             if self.trackers is not None:
                 self.trackers.log(metrics, step)
@@ -208,13 +237,22 @@ def sample_table(rollouts: Sequence) -> tuple[list[str], list[list]]:
 
 
 def read_metrics(path: Path) -> list[dict]:
-    """The lines of a ``metrics.jsonl`` (a line cut off by a kill is skipped)."""
+    """The lines of a ``metrics.jsonl``, one per step (a line cut off by a kill is skipped; a step written twice
+    counts once, its first line, with a one-line note)."""
     if not path.exists():
         return []
-    rows = []
+    rows, seen, repeats = [], set(), []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if row.get("step") in seen:
+            repeats.append(row.get("step"))
+            continue
+        seen.add(row.get("step"))
+        rows.append(row)
+    if repeats:
+        print(f"note: {path} logs step(s) {', '.join(map(str, repeats[:5]))}{', …' if len(repeats) > 5 else ''} "
+              "more than once; each counted once, the first kept", file=sys.stderr, flush=True)
     return rows

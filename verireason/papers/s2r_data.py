@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from verireason.config import PromptCfg, SamplingCfg
 from verireason.errors import UserError
@@ -53,6 +54,8 @@ class Judgement:
     ``verdict`` is what the conclusion filter reads (None: no verdict or "cannot verify"); ``kept`` when it agrees
     with ``truth`` (the grader's judgement of the answer)."""
 
+    KEY: ClassVar[tuple[str, ...]] = ("bench", "problem_id", "answer")
+
     bench: str
     problem_id: str
     answer: str
@@ -60,14 +63,6 @@ class Judgement:
     verification: str
     verdict: bool | None
     kept: bool
-
-
-def _unique(records: Sequence, key: Callable) -> list:
-    """The first record of each key (a file two runs appended to by mistake still counts each item once)."""
-    seen: dict = {}
-    for r in records:
-        seen.setdefault(key(r), r)
-    return list(seen.values())
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -92,7 +87,7 @@ def sample(engine: Generator, problems: Sequence[tuple[str, Problem]], prompt: P
             grades = grader.grade_many([(c.text, p.answer) for _, p, _, _, c in flat])
             log.append(graded_sample(b, p, t, k, c, g) for (b, p, t, k, c), g in zip(flat, grades))
             bar.update(len(chunk))
-    return _unique(log.read(), lambda s: (s.bench, s.problem_id, s.sample_index))
+    return log.read()  # each (problem, sample index) once
 
 
 def candidate_answers(samples: Sequence[Sample], limit: int = 5) -> list[tuple[str, bool]]:
@@ -128,7 +123,7 @@ def judge(judge_model: Judge, samples: Sequence[Sample], log: RecordLog, max_ans
                 records.append(Judgement(bench, pid, answer, truth, edited, verdict, verdict is not None and verdict == truth))
             log.append(records)
             bar.update(len(chunk))
-    return _unique(log.read(), lambda j: (j.bench, j.problem_id, j.answer))
+    return log.read()  # each (problem, answer) once
 
 
 @dataclass(frozen=True)
