@@ -4,8 +4,9 @@
 * SIGTERM and SIGKILL of ``eval`` and of training at a random point (``CHAOS_SEED=N`` repeats a draw; a failure
   prints its seed): SIGTERM ends with the exact resume command and exit 143, SIGKILL with nothing at all; the
   resumed run's counts equal an uninterrupted run's;
-* a full disk: an injected ``ENOSPC`` in the writer, and a real 600 KB file system where this machine lets the
-  test mount one; one line, then the printed resume command completes the run.
+* a full disk: an injected ``ENOSPC`` in the writer, and a real 4 MB file system where this machine lets the test
+  mount one, filled during an evaluation and during a checkpoint; one line, then the printed resume command
+  completes the run.
 
 SIGKILL runs no handler and no ``finally``: whatever was on disk at that instant is all the resumed run gets.
 """
@@ -191,10 +192,10 @@ def test_disk_full_in_the_writer_is_one_line_then_resume_completes(tiny_model_di
 
 @pytest.fixture
 def small_file_system(tmp_path):
-    """A 600 KB tmpfs (needs root and a kernel that lets this process mount; skipped elsewhere)."""
+    """A 4 MB tmpfs (needs root and a kernel that lets this process mount; skipped elsewhere)."""
     mount = tmp_path / "small"
     mount.mkdir()
-    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs",
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs",
                                                         str(mount)], capture_output=True).returncode != 0:
         pytest.skip("cannot mount a small file system here")
     try:
@@ -203,12 +204,37 @@ def small_file_system(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
+def fill(mount: Path, leave_kb: int) -> Path:
+    """A file that leaves ``leave_kb`` KB free on ``mount``; delete it to free the space."""
+    stats = os.statvfs(mount)
+    filler = mount / "filler"
+    filler.write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - leave_kb * 1024))
+    return filler
+
+
 def test_a_real_full_file_system_is_one_line_then_resume_completes(tiny_model_dir, small_file_system):
-    run, filler = small_file_system / "run", small_file_system / "filler"
-    filler.write_bytes(b"\0" * (560 * 1024))  # leaves room for the config and a few batches
+    run, filler = small_file_system / "run", fill(small_file_system, 40)  # room for the config and a few batches
     resume, line = disk_full_then_resume(eval_args(tiny_model_dir, run), run)
     assert f"writing {run}{os.sep}" in line, line  # the file that could not be written
     filler.unlink()
     result = run_in_process(resume)
     assert result.exit_code == 0, result.output
     assert_eval_complete(run)
+
+
+def test_a_disk_that_fills_during_a_checkpoint_is_one_line_then_resume_completes(primed_model_dir,
+                                                                                   small_file_system):
+    """torch's checkpoint writer loses the OSError of a full disk; the message is the same one line."""
+    write_toy_bench(small_file_system / "toy.jsonl", 16)
+    run, steps = small_file_system / "run", 2
+    filler = fill(small_file_system, 600)  # room for the logs, not for the first checkpoint (about 1.4 MB)
+    args = ["rl-gen", *toy_args(primed_model_dir, small_file_system, run, steps=steps), *SMALL,
+            "trainer.save_every=1", "trainer.eval_every=0", "trainer.probe_every=0"]
+    resume, line = disk_full_then_resume(args, run)
+    assert "(no checkpoint yet: resume starts over)" in line, line
+    filler.unlink()
+    result = run_in_process(resume)
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(row)["step"] for row in (run / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, steps + 1))
+    assert (run / "checkpoints" / f"step_{steps:06d}" / "trainer_state.json").exists()

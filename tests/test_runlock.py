@@ -189,3 +189,13 @@ def test_report_into_a_folder_in_use_is_refused(tmp_path, tiny_model_dir):
     assert result.exit_code == 2, result.output
     assert f"{out} is in use by pid {proc.pid}" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (out / "config.yaml").exists()
+
+
+def test_a_failure_that_names_no_cause_counts_as_a_full_disk_where_the_disk_is_full(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    lost = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 643776 vs 643728")
+    assert environment_failure(lost, tmp_path) is None  # a disk with room: a bug, left to its traceback
+    monkeypatch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_bavail=3, f_frsize=4096))
+    assert environment_failure(lost, tmp_path) == ("no space left on the device", None)
+    assert environment_failure(lost) is None  # no run directory: nothing to look at

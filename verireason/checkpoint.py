@@ -73,7 +73,8 @@ def save_checkpoint(accelerator, model, tokenizer, optimizer, scheduler, run_dir
         blob["optimizer"] = optimizer.state_dict()
     else:
         save_optimizer(sharded, optimizer, tmp / OPTIMIZER_DIR)
-    torch.save(blob, tmp / f"rank{accelerator.process_index}.pt")
+    with (tmp / f"rank{accelerator.process_index}.pt").open("wb") as handle:  # a full disk: the OSError survives
+        torch.save(blob, handle)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps({"step": step, **state}) + "\n")  # inside .tmp: renamed below

@@ -70,7 +70,7 @@ def _user_errors() -> Iterator[None]:
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001 - only the environment's failures are turned into a line; the rest re-raise
-        failure = interrupts.environment_failure(exc)
+        failure = interrupts.environment_failure(exc, _Run.dir)
         if failure is None:
             raise
         what, file = failure

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shlex
 import signal
 import threading
@@ -87,8 +88,26 @@ def deferred() -> Iterator[None]:
             raise Interrupted(signum)
 
 
-def environment_failure(exc: BaseException) -> tuple[str, str | None] | None:
-    """``(what, file)`` when ``exc`` (or an exception that caused it) is a failure of the environment, else None."""
+FULL_BELOW = 64 * 2**20  # bytes left to unprivileged writers: a write that failed there was a full disk
+
+
+def environment_failure(exc: BaseException, run_dir: Path | None = None) -> tuple[str, str | None] | None:
+    """``(what, file)`` when ``exc`` (or an exception that caused it) is a failure of the environment, else None.
+    Some writers lose the ``OSError`` (torch's zip writer on a path: "unexpected pos 643776 vs 643728"), so an
+    exception that names none counts as a full disk where ``run_dir``'s file system has less than ``FULL_BELOW``
+    left."""
+    found = _named_failure(exc)
+    if found is None and run_dir is not None and not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        try:
+            stats = os.statvfs(run_dir)
+        except OSError:
+            return None
+        if stats.f_bavail * stats.f_frsize < FULL_BELOW:
+            return ENVIRONMENT[errno.ENOSPC], None
+    return found
+
+
+def _named_failure(exc: BaseException) -> tuple[str, str | None] | None:
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
