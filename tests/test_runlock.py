@@ -51,19 +51,19 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_dead_holder_is_taken
 
 
 def test_only_rank_0_locks_under_a_launcher(tmp_path, monkeypatch):
-    from verireason import cli
+    from verireason import ending
 
     run = tmp_path / "run"
     proc = holder(run)
     try:
         monkeypatch.setenv("RANK", "1")
-        cli._hold(run)  # another rank of the same run: no lock, no refusal
-        assert cli._Run.lock is None and cli._Run.dir == run
+        ending.hold(run)  # another rank of the same run: no lock, no refusal
+        assert ending.Run.lock is None and ending.Run.dir == run
         monkeypatch.setenv("RANK", "0")
         with pytest.raises(RunLocked):
-            cli._hold(run)
+            ending.hold(run)
     finally:
-        cli._Run.dir = cli._Run.lock = None
+        ending.Run.dir = ending.Run.lock = None
         proc.kill()
         proc.wait()
 

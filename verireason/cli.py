@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from verireason.ending import guarded as _user_errors
+from verireason.ending import hold
 from verireason.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -39,51 +39,6 @@ VerifierOpt = Annotated[Optional[str], typer.Option(help="verifier model (alias,
 @app.callback()
 def _root() -> None:
     """Experiments on LLM self-verification. Each command takes trailing Hydra overrides (key=value)."""
-
-
-class _Run:
-    """The run directory a command writes and the lock it holds on it (set by ``_prepare_run_dir``)."""
-
-    dir: Optional[Path] = None
-    lock = None
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """One line for every way a command can end early: bad input (exit 2), SIGINT or SIGTERM (the resume command,
-    exit 130 or 143), and a full disk, a quota, a permission or a read-only file system (what is saved and the
-    resume command, exit 1). The run directory's lock is released however the command ends."""
-    from verireason import interrupts
-
-    try:
-        with interrupts.handled():
-            yield
-    except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt as exc:
-        code = getattr(exc, "exit_code", 130)
-        how = f"interrupted ({exc})" if isinstance(exc, interrupts.Interrupted) else "interrupted"
-        rest = (f"continue with: {interrupts.resume_command(sys.argv, _Run.dir)}" if _Run.dir is not None else "")
-        typer.echo(f"\n{how}: {interrupts.saved_note(_Run.dir, True)}" + (f"; {rest}" if rest else ""), err=True)
-        raise typer.Exit(code) from None
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001 - only the environment's failures are turned into a line; the rest re-raise
-        failure = interrupts.environment_failure(exc, _Run.dir)
-        if failure is None:
-            raise
-        what, file = failure
-        fix = "free some space" if "space" in what or "quota" in what else "make it writable"
-        where = f" writing {file}" if file else ""
-        rest = (f"; {fix}, then continue with: {interrupts.resume_command(sys.argv, _Run.dir)}"
-                if _Run.dir is not None else f"; {fix} and run the command again")
-        typer.echo(f"error: {what}{where}: {interrupts.saved_note(_Run.dir)}{rest}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        if _Run.lock is not None:
-            _Run.lock.release()
-        _Run.dir, _Run.lock = None, None
 
 
 def model_overrides(model: str, key: str = "model") -> list[str]:
@@ -119,16 +74,6 @@ def _common_overrides(model, bench, limit, data_dir, out, seed, resume) -> list[
     return overrides + (["resume=true"] if resume else [])
 
 
-def _hold(run_dir: Path) -> None:
-    """Take ``run_dir``'s lock for the rest of the command (the main process only; ``runlock``): a second writer is
-    refused with one line naming the holder. The directory is made here if it is new."""
-    from verireason.runlock import RunLock, is_main_process
-
-    if is_main_process():
-        _Run.lock = RunLock(run_dir).acquire()  # a refusal removes nothing: the directory is the holder's
-    _Run.dir = run_dir
-
-
 def _prepare_run_dir(command: str, cfg) -> Path:
     """The run directory: ``--out``, the latest run for a bare ``--resume``, or a new one; config saved in it. Every
     external piece the run needs is checked first (``preflight``): a bad one leaves no run directory behind."""
@@ -139,7 +84,7 @@ def _prepare_run_dir(command: str, cfg) -> Path:
     preflight.check(command, cfg)
 
     run_dir = Path(cfg.out) if cfg.out else (latest_run_dir(command) if cfg.resume else new_run_dir(command, cfg.model.name))
-    _hold(run_dir)
+    hold(run_dir)
     outputs = [run_dir / name for name in ("samples.jsonl", "verifications.jsonl", "chains.jsonl", "asymmetry.csv",
                                            "metrics.jsonl")]
     has_results = any(p.exists() and p.stat().st_size > 0 for p in outputs)
@@ -462,7 +407,7 @@ def report(ctx: typer.Context, runs: RunsArg = None, bench: BenchOpt = None, lim
         for name, bench_cfg in settings.bench.items():
             load_problems(name, bench_cfg, settings.data_dir, settings.limit)
         run_dir = Path(settings.out)
-        _hold(run_dir)
+        hold(run_dir)
         save_resolved(composed, run_dir, sys.argv, "report")
         recipe.run(settings, run_dir)
 
