@@ -20,6 +20,7 @@ from verireason.config import BenchCfg
 from verireason.errors import UserError
 from verireason.grading import last_boxed
 from verireason.records import Problem
+from verireason.tracking import first_of_each
 
 DATA_DIR_ENV = "VERIREASON_DATA_DIR"
 
@@ -177,16 +178,11 @@ def read_responses(path: Path) -> list[tuple[str, Problem, list[str], list[bool]
 def _each_sample_once(rows: list[dict], path: Path) -> list[dict]:
     """The first line of each (bench, problem, sample index) of a ``samples.jsonl`` (lines without an index are all
     kept), with a one-line note naming the repeats."""
-    seen, kept, repeats = set(), [], []
-    for r in rows:
-        key = (r["bench"], r["problem_id"], r.get("sample_index"))
-        if key[2] is not None and key in seen:
-            repeats.append("/".join(map(str, key)))
-            continue
-        seen.add(key)
-        kept.append(r)
+    # a line without a sample index is its own key (id): all such lines are kept
+    kept, repeats = first_of_each(rows, lambda r: (r["bench"], r["problem_id"], r.get("sample_index", id(r))))
     if repeats:
-        print(f"note: {path} holds {len(repeats)} repeated sample(s) ({', '.join(repeats[:3])}"
+        named = ["/".join(map(str, key)) for key in repeats]
+        print(f"note: {path} holds {len(repeats)} repeated sample(s) ({', '.join(named[:3])}"
               f"{', …' if len(repeats) > 3 else ''}); each counted once, the first kept", file=sys.stderr, flush=True)
     return kept
 

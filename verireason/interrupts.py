@@ -97,7 +97,7 @@ def environment_failure(exc: BaseException, run_dir: Path | None = None) -> tupl
     exception that names none counts as a full disk where ``run_dir``'s file system has less than ``FULL_BELOW``
     left."""
     found = _named_failure(exc)
-    if found is None and run_dir is not None and not isinstance(exc, (KeyboardInterrupt, SystemExit)):
+    if found is None and run_dir is not None:
         try:
             stats = os.statvfs(run_dir)
         except OSError:
@@ -125,8 +125,6 @@ def resume_command(argv: list[str], run_dir: Path | None) -> str:
     """The command line that continues this run: the same arguments with ``--out RUN_DIR --resume`` right after
     the command name (``report`` has no ``--resume``: it reuses finished evaluations by itself)."""
     words = list(argv[1:])
-    if not words:
-        return "verireason"
     command, rest, kept = words[0], words[1:], []
     skip = False
     for word in rest:

@@ -58,9 +58,14 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     return target
 
 
+def converted_dir(model: ModelCfg) -> Path:
+    """Where an embedded model's converted directory is (or will be)."""
+    return cache_dir() / "models" / model.name
+
+
 def embedded_model_dir(model: ModelCfg) -> Path:
     """The converted directory of an embedded model, converting it on first use."""
-    target = cache_dir() / "models" / model.name
+    target = converted_dir(model)
     if (target / "config.json").is_file():
         return target
     if not model.gguf_package or not model.gguf_file:
@@ -90,7 +95,7 @@ def check_available(model: ModelCfg) -> None:
     the embedded model its package (or its converted copy); a hub id its ``config.json`` in the local cache, or
     readable on the hub now (one HEAD request; with ``HF_HUB_OFFLINE=1`` the cache alone counts)."""
     if model.path == "embedded":
-        if (cache_dir() / "models" / model.name / "config.json").is_file():
+        if (converted_dir(model) / "config.json").is_file():
             return
         if not model.gguf_package or not model.gguf_file:
             raise UserError(f"model {model.name!r} has path=embedded but no gguf_package/gguf_file")

@@ -59,7 +59,8 @@ def holder_text(run_dir: Path) -> str:
 
 
 class RunLock:
-    """The lock of one run directory; ``acquire`` makes the directory if needed. Re-entrant in one process."""
+    """The lock of one run directory; ``acquire`` makes the directory if needed. Keep the object: a lock that
+    is garbage-collected is released."""
 
     def __init__(self, run_dir: Path, argv: list[str] | None = None):
         from filelock import FileLock
@@ -96,9 +97,3 @@ class RunLock:
             (self.run_dir / HOLDER_FILE).unlink(missing_ok=True)
             self._lock.release()
             self.held = False
-
-    def __enter__(self) -> "RunLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()

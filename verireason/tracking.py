@@ -96,14 +96,7 @@ class RecordLog:
         fields = getattr(self.record_type, "KEY", None)
         if not fields:
             return list(range(len(records)))
-        keep, seen, repeats = [], set(), []
-        for i, r in enumerate(records):
-            key = tuple(getattr(r, f) for f in fields)
-            if key in seen:
-                repeats.append(key)
-            else:
-                seen.add(key)
-                keep.append(i)
+        keep, repeats = first_of_each(range(len(records)), lambda i: tuple(getattr(records[i], f) for f in fields))
         if repeats:
             named = ", ".join("/".join(map(str, k)) for k in repeats[:3]) + (", …" if len(repeats) > 3 else "")
             print(f"note: {self.path} holds {len(repeats)} repeated record(s) ({named}; key "
@@ -126,6 +119,19 @@ class RecordLog:
         if len(kept) != len(lines) or whole != text:
             write_atomic(self.path, "".join(kept))
         return complete
+
+
+def first_of_each(items: Iterable, key) -> tuple[list, list]:
+    """``(kept, repeated keys)``: the first item of each ``key(item)``, in order, and the keys seen again."""
+    kept, seen, repeats = [], set(), []
+    for item in items:
+        k = key(item)
+        if k in seen:
+            repeats.append(k)
+        else:
+            seen.add(k)
+            kept.append(item)
+    return kept, repeats
 
 
 def write_summary(run_dir: Path, summary: dict[str, dict], title: str, notes: Sequence[str] = ()) -> str:
@@ -241,17 +247,13 @@ def read_metrics(path: Path) -> list[dict]:
     counts once, its first line, with a one-line note)."""
     if not path.exists():
         return []
-    rows, seen, repeats = [], set(), []
+    rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            row = json.loads(line)
+            rows.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-        if row.get("step") in seen:
-            repeats.append(row.get("step"))
-            continue
-        seen.add(row.get("step"))
-        rows.append(row)
+    rows, repeats = first_of_each(rows, lambda row: row.get("step"))
     if repeats:
         print(f"note: {path} logs step(s) {', '.join(map(str, repeats[:5]))}{', …' if len(repeats) > 5 else ''} "
               "more than once; each counted once, the first kept", file=sys.stderr, flush=True)
